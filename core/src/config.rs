@@ -1,0 +1,260 @@
+//! Session and endpoint configuration: every limit and timer in one place, validated up front.
+
+use crate::time::Duration;
+
+/// When the receiver confirms a message to its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// A message is acknowledged as soon as it is handed to the application by `poll_event`.
+    #[default]
+    OnDelivery,
+    /// A message is acknowledged only when the application calls `Session::ack` for it (or a later
+    /// message), e.g. after it has durably processed it. Only acked messages are confirmed to the peer.
+    Manual,
+}
+
+/// Everything a session or endpoint can be tuned with.
+///
+/// Build it with [`Config::default`] and struct update syntax, then [`Config::validate`] it (every
+/// constructor taking a `Config` validates it again). Both peers may use different configs; each
+/// side's limits protect that side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest application message accepted by `send`, in bytes (default 1 MiB).
+    pub max_message_size: u32,
+    /// Largest frame the decoder accepts before buffering it, in bytes (default: message size + 64).
+    /// Larger declared lengths end the connection with `FrameTooLarge` before anything is buffered.
+    pub max_frame_size: u32,
+    /// Most messages sent and not yet confirmed (including those not yet written); `send` reports
+    /// backpressure beyond it (default 4096).
+    pub max_unconfirmed_messages: u32,
+    /// Most payload bytes sent and not yet confirmed; `send` reports backpressure beyond it (default 8 MiB).
+    pub max_unconfirmed_bytes: u64,
+    /// Receive window in messages: how many received messages may wait for the application (default 4096).
+    pub receive_window_messages: u32,
+    /// Receive window in payload bytes (default 8 MiB). Must be at least `max_message_size`.
+    pub receive_window_bytes: u64,
+    /// When received messages are acknowledged (default [`AckMode::OnDelivery`]).
+    pub ack_mode: AckMode,
+    /// A standalone ack is sent at most this long after a message was received or acked (default 10 ms).
+    pub ack_delay: Duration,
+    /// A standalone ack is sent at once when this many messages await acknowledgement (default 32).
+    pub ack_every: u32,
+    /// A heartbeat is sent when nothing has been sent for this long (default 1 s).
+    pub heartbeat_interval: Duration,
+    /// The connection is declared dead when nothing arrives for this long (default 5 s).
+    pub idle_timeout: Duration,
+    /// The connection is declared dead when the oldest message written on it sees no ack progress
+    /// for this long (default 10 s): the application-level `TCP_USER_TIMEOUT`.
+    pub ack_timeout: Duration,
+    /// A connection must complete its handshake within this long (default 5 s).
+    pub handshake_timeout: Duration,
+    /// A detached session is given up after this long without a connection (default 60 s).
+    pub session_timeout: Duration,
+    /// A requested close that has not completed after this long ends the session as lost (default 30 s).
+    pub close_timeout: Duration,
+    /// First reconnect backoff ceiling; each failed attempt doubles it (default 50 ms).
+    pub reconnect_backoff_initial: Duration,
+    /// Largest reconnect backoff ceiling (default 5 s). Delays are drawn uniformly below the ceiling.
+    pub reconnect_backoff_max: Duration,
+    /// `poll_transmit` stops appending frames once the output buffer holds this many bytes (default 64 KiB).
+    pub transmit_batch_bytes: u32,
+    /// Endpoint: most sessions held, attached or detached (default 10,000).
+    pub max_sessions: u32,
+    /// Endpoint: most detached sessions held; beyond it the longest-detached one is given up (default 1,000).
+    pub max_detached_sessions: u32,
+    /// Endpoint: most connections that have not finished their handshake (default 256).
+    pub max_handshakes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        const MIB: u32 = 1024 * 1024;
+        Config {
+            max_message_size: MIB,
+            max_frame_size: MIB + 64,
+            max_unconfirmed_messages: 4096,
+            max_unconfirmed_bytes: 8 * u64::from(MIB),
+            receive_window_messages: 4096,
+            receive_window_bytes: 8 * u64::from(MIB),
+            ack_mode: AckMode::OnDelivery,
+            ack_delay: Duration::from_millis(10),
+            ack_every: 32,
+            heartbeat_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(30),
+            reconnect_backoff_initial: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(5),
+            transmit_batch_bytes: 64 * 1024,
+            max_sessions: 10_000,
+            max_detached_sessions: 1_000,
+            max_handshakes: 256,
+        }
+    }
+}
+
+/// A configuration that cannot work; the message names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A limit that must be positive is zero.
+    #[error("config: `{0}` must be greater than zero")]
+    Zero(&'static str),
+    /// A frame could not hold a largest message plus its header.
+    #[error("config: max_frame_size ({frame}) must be at least max_message_size + {overhead} ({message} + {overhead})")]
+    FrameTooSmall {
+        /// Configured max_frame_size.
+        frame: u32,
+        /// Configured max_message_size.
+        message: u32,
+        /// Header and checksum bytes of a data frame.
+        overhead: u32,
+    },
+    /// A largest message would never fit the receive window or the unconfirmed buffer.
+    #[error(
+        "config: `{0}` must be at least max_message_size, or a large message could never be sent"
+    )]
+    WindowTooSmall(&'static str),
+    /// Two timers are ordered so that liveness cannot work.
+    #[error("config: `{smaller}` must be shorter than `{larger}`")]
+    TimerOrder {
+        /// The timer that must be shorter.
+        smaller: &'static str,
+        /// The timer that must be longer.
+        larger: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks every rule the protocol relies on; a config that passes can run forever.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_message_size", u64::from(self.max_message_size)),
+            (
+                "max_unconfirmed_messages",
+                u64::from(self.max_unconfirmed_messages),
+            ),
+            ("max_unconfirmed_bytes", self.max_unconfirmed_bytes),
+            (
+                "receive_window_messages",
+                u64::from(self.receive_window_messages),
+            ),
+            ("receive_window_bytes", self.receive_window_bytes),
+            ("ack_every", u64::from(self.ack_every)),
+            ("transmit_batch_bytes", u64::from(self.transmit_batch_bytes)),
+            ("max_sessions", u64::from(self.max_sessions)),
+            ("max_handshakes", u64::from(self.max_handshakes)),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        let timers = [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("ack_timeout", self.ack_timeout),
+            ("handshake_timeout", self.handshake_timeout),
+            ("session_timeout", self.session_timeout),
+            ("close_timeout", self.close_timeout),
+            ("reconnect_backoff_initial", self.reconnect_backoff_initial),
+            ("reconnect_backoff_max", self.reconnect_backoff_max),
+        ];
+        for (name, value) in timers {
+            if value.is_zero() {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        let overhead = crate::wire::DATA_OVERHEAD as u32;
+        if u64::from(self.max_frame_size) < u64::from(self.max_message_size) + u64::from(overhead) {
+            return Err(ConfigError::FrameTooSmall {
+                frame: self.max_frame_size,
+                message: self.max_message_size,
+                overhead,
+            });
+        }
+        let message = u64::from(self.max_message_size);
+        if self.receive_window_bytes < message {
+            return Err(ConfigError::WindowTooSmall("receive_window_bytes"));
+        }
+        if self.max_unconfirmed_bytes < message {
+            return Err(ConfigError::WindowTooSmall("max_unconfirmed_bytes"));
+        }
+        let order = [
+            (
+                "heartbeat_interval",
+                self.heartbeat_interval,
+                "idle_timeout",
+                self.idle_timeout,
+            ),
+            (
+                "ack_delay",
+                self.ack_delay,
+                "idle_timeout",
+                self.idle_timeout,
+            ),
+            (
+                "reconnect_backoff_initial",
+                self.reconnect_backoff_initial,
+                "reconnect_backoff_max",
+                self.reconnect_backoff_max + Duration::from_nanos(1),
+            ),
+        ];
+        for (smaller, a, larger, b) in order {
+            if a >= b {
+                return Err(ConfigError::TimerOrder { smaller, larger });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_combinations_are_rejected() {
+        let c = Config {
+            receive_window_messages: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Zero("receive_window_messages"))
+        );
+        let c = Config {
+            max_frame_size: 100,
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::FrameTooSmall { .. })
+        ));
+        let c = Config {
+            receive_window_bytes: 10,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::WindowTooSmall("receive_window_bytes"))
+        );
+        let c = Config {
+            heartbeat_interval: Duration::from_secs(10),
+            ..Config::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::TimerOrder { .. })));
+        let c = Config {
+            idle_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("idle_timeout")));
+    }
+}

@@ -1,0 +1,483 @@
+//! The server side: accepts connections, routes each one's `Hello` to a new or existing session,
+//! issues ids and secrets, and enforces the table limits.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::sync::Arc;
+use bytes::{Bytes, BytesMut};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, ConfigError};
+use crate::event::Event;
+use crate::reason::Reason;
+use crate::session::{ConnId, Session, SessionId, Transmit};
+use crate::time::{earliest, Instant};
+use crate::wire::{
+    Decoder, Frame, Hello, HelloKind, Positions, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
+
+/// Largest frame accepted before a connection's handshake completes: a `Hello` and nothing bigger,
+/// so a flood of junk connections cannot make the endpoint buffer much.
+const HANDSHAKE_FRAME_LIMIT: u32 = 128;
+
+/// A connection the endpoint knows about.
+#[derive(Debug)]
+enum ConnSlot {
+    /// Waiting for its `Hello`.
+    Handshaking { decoder: Decoder, since: Instant },
+    /// Refused: a `Reject` frame (if any) is to be written, then the connection closed.
+    Rejecting { frame: Option<Frame> },
+    /// Attached to a session.
+    Session(SessionId),
+}
+
+/// A session that closed cleanly, remembered so a late resume learns it closed (not "unknown").
+#[derive(Debug)]
+struct Tombstone {
+    secret: Secret,
+    expires: Instant,
+}
+
+/// The server end of tether: one per listening address.
+///
+/// It owns every server-side [`Session`]. Connections are identified by a [`ConnId`] the adapter
+/// chooses. The driving contract is [`Session`]'s, with connection ids: report connections with
+/// [`handle_connected`](Self::handle_connected), bytes with [`handle_input`](Self::handle_input),
+/// their end with [`handle_disconnected`](Self::handle_disconnected); then drain
+/// [`poll_transmit`](Self::poll_transmit) (each result names its connection) and
+/// [`poll_event`](Self::poll_event) (each event names its session; a session's first event is
+/// [`Event::Connected`]), and re-arm the timer from [`poll_timeout`](Self::poll_timeout). Use
+/// [`session_mut`](Self::session_mut) to send, ack, close or abort, then drain again.
+///
+/// Session ids and 128-bit resume secrets come from a ChaCha20 generator keyed by the 32 bytes of
+/// key material given to [`Endpoint::new`] (from the OS RNG in production): unpredictable to an
+/// observer, deterministic for a given key. Secrets are compared in constant time.
+///
+/// Cost: `poll_timeout` and `handle_timeout` visit every session (O(sessions)); routing and
+/// output are O(log sessions).
+#[derive(Debug)]
+pub struct Endpoint {
+    config: Arc<Config>,
+    rng: ChaCha20Rng,
+    sessions: BTreeMap<SessionId, Session>,
+    conns: BTreeMap<ConnId, ConnSlot>,
+    handshakes: u32,
+    tombstones: BTreeMap<SessionId, Tombstone>,
+    /// Connections with a `Reject` to write.
+    rejecting: VecDeque<ConnId>,
+    /// Sessions that may have output or events.
+    touched: BTreeSet<SessionId>,
+    /// Sessions whose events are being drained, in order.
+    event_queue: VecDeque<SessionId>,
+    last_now: Instant,
+}
+
+impl Endpoint {
+    /// An endpoint with `config` (validated) and 32 bytes of secret key material.
+    pub fn new(config: Config, key: [u8; 32], now: Instant) -> Result<Endpoint, ConfigError> {
+        config.validate()?;
+        Ok(Endpoint {
+            config: Arc::new(config),
+            rng: ChaCha20Rng::from_seed(key),
+            sessions: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            handshakes: 0,
+            tombstones: BTreeMap::new(),
+            rejecting: VecDeque::new(),
+            touched: BTreeSet::new(),
+            event_queue: VecDeque::new(),
+            last_now: now,
+        })
+    }
+
+    /// The configuration every session of this endpoint runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A session, to inspect it.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// A session, to send, ack, close or abort. Drain outputs afterwards.
+    pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        let s = self.sessions.get_mut(&id)?;
+        self.touched.insert(id);
+        if !self.event_queue.contains(&id) {
+            self.event_queue.push_back(id);
+        }
+        Some(s)
+    }
+
+    /// Ids of every session held, attached or detached.
+    pub fn session_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.sessions.keys().copied()
+    }
+
+    /// Sessions held (attached or detached).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Sessions held without a connection.
+    pub fn detached_count(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| s.detached_since().is_some())
+            .count()
+    }
+
+    /// Connections whose handshake is in progress.
+    pub fn handshake_count(&self) -> usize {
+        self.handshakes as usize
+    }
+
+    /// Connections known (handshaking, rejecting or attached).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A new transport connection was accepted. Beyond `max_handshakes` it is refused at once.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        self.last_now = now;
+        if self.conns.contains_key(&conn) {
+            return;
+        }
+        if self.handshakes >= self.config.max_handshakes {
+            self.reject(conn, Reason::TooManyHandshakes);
+            return;
+        }
+        self.handshakes += 1;
+        let decoder = Decoder::new(HANDSHAKE_FRAME_LIMIT);
+        self.conns.insert(
+            conn,
+            ConnSlot::Handshaking {
+                decoder,
+                since: now,
+            },
+        );
+    }
+
+    /// Bytes read from `conn`. Unknown connections are ignored.
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
+        self.last_now = now;
+        match self.conns.get_mut(&conn) {
+            Some(ConnSlot::Session(id)) => {
+                let id = *id;
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.handle_input(now, conn, bytes);
+                    self.touch(id);
+                }
+            }
+            Some(ConnSlot::Handshaking { decoder, .. }) => {
+                decoder.push(bytes);
+                match decoder.next_frame() {
+                    Ok(None) => {}
+                    Ok(Some(Frame::Hello(hello))) => self.route(now, conn, hello),
+                    Ok(Some(_)) | Err(_) => {
+                        self.end_handshake(conn, Some(Reason::MalformedHandshake))
+                    }
+                }
+            }
+            Some(ConnSlot::Rejecting { .. }) | None => {}
+        }
+    }
+
+    /// `conn` ended on its own. Its session, if any, detaches and waits for a resume.
+    pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId) {
+        self.last_now = now;
+        match self.conns.remove(&conn) {
+            Some(ConnSlot::Handshaking { .. }) => self.handshakes -= 1,
+            Some(ConnSlot::Session(id)) => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.handle_disconnected(now, conn);
+                    self.touch(id);
+                }
+                self.enforce_detached_limit(now);
+            }
+            Some(ConnSlot::Rejecting { .. }) => self.rejecting.retain(|c| *c != conn),
+            None => {}
+        }
+    }
+
+    /// Acts on every deadline at or before `now`: handshakes, sessions, tombstones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        let limit = self.config.handshake_timeout;
+        let expired: alloc::vec::Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                ConnSlot::Handshaking { since, .. } if *since + limit <= now => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for conn in expired {
+            self.end_handshake(conn, Some(Reason::HandshakeTimeout));
+        }
+        let due: alloc::vec::Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.handle_timeout(now);
+            }
+            self.touch(id);
+        }
+        self.tombstones.retain(|_, t| t.expires > now);
+        self.enforce_detached_limit(now);
+    }
+
+    /// The earliest deadline of any session or handshake.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let limit = self.config.handshake_timeout;
+        let handshakes = self.conns.values().fold(None, |acc, slot| match slot {
+            ConnSlot::Handshaking { since, .. } => earliest(acc, Some(*since + limit)),
+            _ => acc,
+        });
+        self.sessions
+            .values()
+            .fold(handshakes, |acc, s| earliest(acc, s.poll_timeout()))
+    }
+
+    /// The next output: bytes for a connection appended to `buf`, or a connection to close.
+    /// Write or close as told, clear `buf` as you like, and call again until `None`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        self.last_now = now;
+        if let Some(conn) = self.rejecting.pop_front() {
+            if let Some(ConnSlot::Rejecting { frame }) = self.conns.remove(&conn) {
+                if let Some(f) = frame {
+                    f.encode(buf);
+                }
+            }
+            return Some(Transmit::Close(conn));
+        }
+        while let Some(&id) = self.touched.first() {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                self.touched.remove(&id);
+                continue;
+            };
+            match s.poll_transmit(now, buf) {
+                Some(t) => {
+                    if let Transmit::Close(conn) = t {
+                        if matches!(self.conns.get(&conn), Some(ConnSlot::Session(owner)) if *owner == id)
+                        {
+                            self.conns.remove(&conn);
+                        }
+                    }
+                    return Some(t);
+                }
+                None => {
+                    self.touched.remove(&id);
+                    self.reap(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The next event of any session. A session's first event is [`Event::Connected`]; after its
+    /// `Closed` or `Lost` the session is forgotten (a cleanly closed one leaves a tombstone so a late
+    /// resume is told `SessionClosed`).
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<(SessionId, Event)> {
+        while let Some(&id) = self.event_queue.front() {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                self.event_queue.pop_front();
+                continue;
+            };
+            match s.poll_event() {
+                Some(event) => {
+                    // Delivering a message may open the window or make an ack due.
+                    self.touched.insert(id);
+                    return Some((id, event));
+                }
+                None => {
+                    self.event_queue.pop_front();
+                    self.reap(id);
+                }
+            }
+        }
+        None
+    }
+
+    fn touch(&mut self, id: SessionId) {
+        self.touched.insert(id);
+        if !self.event_queue.contains(&id) {
+            self.event_queue.push_back(id);
+        }
+    }
+
+    /// Drops a session that has ended and has nothing left to write or report.
+    fn reap(&mut self, id: SessionId) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        if !s.is_finished() {
+            return;
+        }
+        let secret = s.secret;
+        let clean = s.closed_cleanly;
+        self.sessions.remove(&id);
+        self.conns
+            .retain(|_, slot| !matches!(slot, ConnSlot::Session(owner) if *owner == id));
+        if clean {
+            let expires = self.last_now + self.config.session_timeout;
+            self.tombstones.insert(id, Tombstone { secret, expires });
+            while self.tombstones.len() > self.config.max_detached_sessions as usize {
+                let oldest = self
+                    .tombstones
+                    .iter()
+                    .min_by_key(|(_, t)| t.expires)
+                    .map(|(id, _)| *id);
+                oldest.map(|id| self.tombstones.remove(&id));
+            }
+        }
+    }
+
+    /// Routes a `Hello` to a new session or the one it resumes.
+    fn route(&mut self, now: Instant, conn: ConnId, hello: Hello) {
+        let Some(ConnSlot::Handshaking { decoder, .. }) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.handshakes -= 1;
+        let mut decoder = decoder;
+        decoder.set_max_frame_size(self.config.max_frame_size);
+        let version_ok =
+            hello.min_version <= PROTOCOL_VERSION && hello.max_version >= MIN_PROTOCOL_VERSION;
+        let result = if !version_ok {
+            Err(Reason::UnsupportedVersion)
+        } else {
+            match hello.kind {
+                HelloKind::New => self.accept_new(now, conn, decoder, &hello),
+                HelloKind::Resume => self.resume(now, conn, decoder, &hello),
+            }
+        };
+        match result {
+            Ok(id) => {
+                self.conns.insert(conn, ConnSlot::Session(id));
+                self.touch(id);
+            }
+            Err(reason) => self.reject(conn, reason),
+        }
+    }
+
+    fn accept_new(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        decoder: Decoder,
+        hello: &Hello,
+    ) -> Result<SessionId, Reason> {
+        if hello.session_id != 0 || hello.positions.received != 0 || hello.positions.acked != 0 {
+            return Err(Reason::MalformedHandshake);
+        }
+        if self.sessions.len() >= self.config.max_sessions as usize {
+            return Err(Reason::ServerBusy);
+        }
+        let id = loop {
+            let candidate = SessionId(self.rng.next_u64());
+            if candidate.0 != 0
+                && !self.sessions.contains_key(&candidate)
+                && !self.tombstones.contains_key(&candidate)
+            {
+                break candidate;
+            }
+        };
+        let mut secret = [0u8; 16];
+        self.rng.fill_bytes(&mut secret);
+        let mut s = Session::server_new(self.config.clone(), id, secret, now, conn, decoder);
+        s.apply_client_window(&hello.positions);
+        self.sessions.insert(id, s);
+        Ok(id)
+    }
+
+    fn resume(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        decoder: Decoder,
+        hello: &Hello,
+    ) -> Result<SessionId, Reason> {
+        let id = SessionId(hello.session_id);
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return Err(match self.tombstones.get(&id) {
+                Some(t) if bool::from(t.secret.ct_eq(&hello.secret)) => Reason::SessionClosed,
+                Some(_) => Reason::BadSecret,
+                None => Reason::UnknownSession,
+            });
+        };
+        if !bool::from(s.secret.ct_eq(&hello.secret)) {
+            return Err(Reason::BadSecret);
+        }
+        if s.state() == crate::SessionState::Ended {
+            return Err(Reason::UnknownSession);
+        }
+        s.server_resume(now, conn, decoder, hello)?;
+        s.apply_client_window(&hello.positions);
+        Ok(id)
+    }
+
+    /// Refuses `conn` with `reason`, then closes it.
+    fn reject(&mut self, conn: ConnId, reason: Reason) {
+        let frame = Frame::Reject {
+            reason,
+            min_version: MIN_PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+        };
+        self.conns
+            .insert(conn, ConnSlot::Rejecting { frame: Some(frame) });
+        self.rejecting.push_back(conn);
+    }
+
+    /// Ends a connection still in its handshake, with a `Reject` if `reason` is given.
+    fn end_handshake(&mut self, conn: ConnId, reason: Option<Reason>) {
+        if let Some(ConnSlot::Handshaking { .. }) = self.conns.remove(&conn) {
+            self.handshakes -= 1;
+        }
+        match reason {
+            Some(reason) => self.reject(conn, reason),
+            None => {
+                self.conns.insert(conn, ConnSlot::Rejecting { frame: None });
+                self.rejecting.push_back(conn);
+            }
+        }
+    }
+
+    /// Gives up the longest-detached sessions beyond `max_detached_sessions`.
+    fn enforce_detached_limit(&mut self, now: Instant) {
+        let max = self.config.max_detached_sessions as usize;
+        loop {
+            let detached: alloc::vec::Vec<(Instant, SessionId)> = self
+                .sessions
+                .iter()
+                .filter_map(|(id, s)| s.detached_since().map(|t| (t, *id)))
+                .collect();
+            if detached.len() <= max {
+                return;
+            }
+            let Some(&(_, oldest)) = detached.iter().min() else {
+                return;
+            };
+            if let Some(s) = self.sessions.get_mut(&oldest) {
+                s.last_now = now;
+                s.end_lost(Reason::Evicted, false);
+            }
+            self.touch(oldest);
+        }
+    }
+}
+
+impl Session {
+    /// A new or resuming client's `Hello` also carries its receive window.
+    pub(crate) fn apply_client_window(&mut self, p: &Positions) {
+        self.peer.max_seq = self.peer.max_seq.max(p.max_seq);
+        self.peer.max_bytes = self.peer.max_bytes.max(p.max_bytes);
+    }
+}

@@ -1,0 +1,182 @@
+//! Incoming frames: decoding errors, the client side of the handshake, data, acks and control.
+
+use super::{Role, Session, SessionId};
+use crate::reason::Reason;
+use crate::recv_buf::{Accepted, Refusal};
+use crate::time::Instant;
+use crate::wire::{Frame, Positions, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+
+impl Session {
+    /// Decodes and handles every whole frame buffered on the current connection.
+    pub(super) fn process_frames(&mut self, now: Instant) {
+        loop {
+            let Some(c) = self.conn.as_mut() else { return };
+            let id = c.id;
+            let result = match c.decoder.next_frame() {
+                Ok(None) => return,
+                Ok(Some(frame)) => self.on_frame(now, frame),
+                Err(e) => Err(e.reason()),
+            };
+            if let Err(reason) = result {
+                // The frame may have already replaced or ended the connection.
+                if self.conn.as_ref().is_some_and(|c| c.id == id) {
+                    self.detach(now, reason);
+                }
+                return;
+            }
+            if self.conn.as_ref().is_none_or(|c| c.id != id) {
+                return;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Reason> {
+        let established = self.conn.as_ref().is_some_and(|c| c.established);
+        match frame {
+            Frame::Welcome(w) if !established && self.role == Role::Client => {
+                self.on_welcome(now, w)
+            }
+            Frame::Reject { reason, .. } if !established && self.role == Role::Client => {
+                self.on_reject(now, reason);
+                Ok(())
+            }
+            _ if !established => Err(Reason::UnexpectedFrame),
+            Frame::Data { seq, ack, payload } => {
+                self.on_peer_ack(now, ack)?;
+                self.on_data(seq, payload)
+            }
+            Frame::Ack(p) => self.on_peer_positions(now, p),
+            Frame::Ping { token } => {
+                if let Some(c) = self.conn.as_mut() {
+                    c.pong_pending = Some(token);
+                }
+                Ok(())
+            }
+            Frame::Pong { token } => {
+                self.on_pong(now, token);
+                Ok(())
+            }
+            Frame::Close { final_seq } => self.on_close(now, final_seq),
+            Frame::CloseAck { final_seq } => self.on_close_ack(final_seq),
+            Frame::CloseDone => self.on_close_done(),
+            Frame::Abort { reason } => {
+                self.end_lost(reason, false);
+                Ok(())
+            }
+            Frame::ConnClose { reason } => {
+                // The peer is ending this connection; detach without answering.
+                if let Some(c) = self.conn.take() {
+                    self.retiring.push_back(super::Retired {
+                        id: c.id,
+                        last_frame: None,
+                    });
+                    self.on_detached(now, reason, true);
+                }
+                Ok(())
+            }
+            Frame::Hello(_) | Frame::Welcome(_) | Frame::Reject { .. } => {
+                Err(Reason::UnexpectedFrame)
+            }
+        }
+    }
+
+    fn on_welcome(&mut self, now: Instant, w: Welcome) -> Result<(), Reason> {
+        if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&w.version) {
+            return Err(Reason::UnsupportedVersion);
+        }
+        match self.id {
+            Some(id) if !w.resumed || id != SessionId(w.session_id) || w.secret != self.secret => {
+                return Err(Reason::MalformedHandshake)
+            }
+            None if w.resumed => return Err(Reason::MalformedHandshake),
+            _ => {}
+        }
+        self.check_resume_positions(&w.positions)?;
+        self.id = Some(SessionId(w.session_id));
+        self.secret = w.secret;
+        self.on_established(now, w.positions);
+        Ok(())
+    }
+
+    fn on_reject(&mut self, now: Instant, reason: Reason) {
+        match reason {
+            // Transient: the server is busy; try again later.
+            Reason::ServerBusy | Reason::TooManyHandshakes | Reason::HandshakeTimeout => {
+                self.detach(now, reason)
+            }
+            Reason::SessionClosed => self.on_refused_as_closed(),
+            _ => self.end_lost(reason, false),
+        }
+    }
+
+    /// The peer's piggybacked cumulative ack.
+    fn on_peer_ack(&mut self, now: Instant, acked: u64) -> Result<(), Reason> {
+        if acked < self.send.confirmed() || acked > self.send.high_water() {
+            return Err(Reason::InvalidAck);
+        }
+        if acked > self.peer.received {
+            self.on_received_progress(now, acked);
+        }
+        self.peer.acked = acked;
+        self.confirm_up_to(acked);
+        Ok(())
+    }
+
+    /// A standalone `Ack`: receive and ack positions plus the window.
+    fn on_peer_positions(&mut self, now: Instant, p: Positions) -> Result<(), Reason> {
+        if p.received > self.send.high_water()
+            || p.acked > p.received
+            || p.received < self.peer.received
+        {
+            return Err(Reason::InvalidAck);
+        }
+        if p.received > self.peer.received {
+            self.on_received_progress(now, p.received);
+        }
+        self.on_peer_ack(now, p.acked)?;
+        // Windows are absolute; a smaller one than before is stale or a lie, and is ignored.
+        self.peer.max_seq = self.peer.max_seq.max(p.max_seq);
+        self.peer.max_bytes = self.peer.max_bytes.max(p.max_bytes);
+        Ok(())
+    }
+
+    /// The peer has now received everything below `received`: ack progress, and an RTT sample.
+    fn on_received_progress(&mut self, now: Instant, received: u64) {
+        if let Some(sent_at) = self.send.sent_at(received - 1) {
+            self.rtt.sample(now - sent_at);
+        }
+        self.peer.received = received;
+        if let Some(c) = self.conn.as_mut() {
+            c.progress_since = now;
+        }
+    }
+
+    fn on_data(&mut self, seq: u64, payload: bytes::Bytes) -> Result<(), Reason> {
+        let len = payload.len() as u64;
+        if self.close.peer_final.is_some_and(|f| seq >= f) {
+            return Err(Reason::InvalidSequence);
+        }
+        match self.recv.accept(&self.config, seq, payload) {
+            Ok(Accepted::New) => {
+                self.stats.messages_received += 1;
+                self.stats.bytes_received += len;
+                self.note_positions_changed();
+                Ok(())
+            }
+            Ok(Accepted::Duplicate) => Ok(()),
+            Err(Refusal::Gap) => Err(Reason::InvalidSequence),
+            Err(Refusal::Window) => Err(Reason::FlowControlViolation),
+            Err(Refusal::TooLarge) => Err(Reason::MessageTooLarge),
+        }
+    }
+
+    fn on_pong(&mut self, now: Instant, token: u64) {
+        let Some(c) = self.conn.as_mut() else { return };
+        if let Some((sent, at)) = c.ping_in_flight {
+            if sent == token {
+                c.ping_in_flight = None;
+                self.rtt.sample(now - at);
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Outgoing frames: handshake, replies, data within the peer's window, acks, heartbeats, close.
+
+use bytes::BytesMut;
+
+use super::{Role, Session, Transmit};
+use crate::time::Instant;
+use crate::wire::{self, Frame, Hello, HelloKind, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+
+impl Session {
+    /// Appends the frames due now to `buf` and says what to do with them; `None` when nothing is due.
+    ///
+    /// Stops after about `Config::transmit_batch_bytes` bytes; call again until `None`. Closing
+    /// requests for retired connections come first, each in its own call.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        self.last_now = now;
+        if let Some(r) = self.retiring.pop_front() {
+            if let Some(frame) = r.last_frame {
+                frame.encode(buf);
+            }
+            return Some(Transmit::Close(r.id));
+        }
+        let start = buf.len();
+        let c = self.conn.as_ref()?;
+        let id = c.id;
+        if c.handshake_pending {
+            self.write_handshake(buf);
+        }
+        if self.conn.as_ref().is_some_and(|c| c.established) {
+            self.write_established(now, buf, start);
+        }
+        if buf.len() == start {
+            return None;
+        }
+        if let Some(c) = self.conn.as_mut() {
+            c.last_send = now;
+        }
+        Some(Transmit::Write(id))
+    }
+
+    fn write_handshake(&mut self, buf: &mut BytesMut) {
+        let positions = self.recv.positions(&self.config);
+        let frame = match self.role {
+            Role::Client => Frame::Hello(Hello {
+                min_version: MIN_PROTOCOL_VERSION,
+                max_version: PROTOCOL_VERSION,
+                kind: if self.id.is_some() {
+                    HelloKind::Resume
+                } else {
+                    HelloKind::New
+                },
+                session_id: self.id.map_or(0, |id| id.0),
+                secret: self.secret,
+                positions,
+            }),
+            Role::Server => Frame::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                resumed: self.stats.reconnects > 0,
+                session_id: self.id.map_or(0, |id| id.0),
+                secret: self.secret,
+                positions,
+            }),
+        };
+        frame.encode(buf);
+        self.told = positions;
+        if let Some(c) = self.conn.as_mut() {
+            c.handshake_pending = false;
+        }
+    }
+
+    fn write_established(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+        if let Some(token) = self.conn.as_mut().and_then(|c| c.pong_pending.take()) {
+            Frame::Pong { token }.encode(buf);
+        }
+        self.write_data(now, buf, start);
+        if self.ack_due(now) || (self.close.is_closing() && self.ack_pending_since.is_some()) {
+            let positions = self.recv.positions(&self.config);
+            Frame::Ack(positions).encode(buf);
+            self.told = positions;
+            self.ack_pending_since = None;
+        }
+        if let Some(frame) = self.next_close_frame() {
+            frame.encode(buf);
+        }
+        self.write_heartbeat(now, buf, start);
+    }
+
+    /// Data frames for unsent messages, within the peer's window and the batch size.
+    fn write_data(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+        let batch = self.config.transmit_batch_bytes as usize;
+        let ack = self.recv.acked();
+        let mut wrote = false;
+        while buf.len() - start < batch {
+            let Some((seq, payload, end_offset)) = self.send.peek_unsent() else {
+                break;
+            };
+            if seq >= self.peer.max_seq || end_offset > self.peer.max_bytes {
+                break;
+            }
+            wire::encode_data(buf, seq, ack, payload);
+            if !self.send.has_in_flight_beyond(self.peer.received) {
+                if let Some(c) = self.conn.as_mut() {
+                    c.progress_since = now;
+                }
+            }
+            if self.send.advance_cursor(now) {
+                self.stats.replayed_messages += 1;
+            }
+            wrote = true;
+        }
+        if wrote {
+            self.told.acked = ack;
+        }
+    }
+
+    /// A heartbeat when nothing was written for `heartbeat_interval` (and nothing in this call).
+    fn write_heartbeat(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+        let interval = self.config.heartbeat_interval;
+        let token = self.next_ping_token;
+        let Some(c) = self.conn.as_mut() else { return };
+        if buf.len() == start && now >= c.last_send + interval {
+            Frame::Ping { token }.encode(buf);
+            if c.ping_in_flight.is_none() {
+                c.ping_in_flight = Some((token, now));
+            }
+            self.next_ping_token += 1;
+        }
+    }
+
+    /// A standalone ack is due: enough messages await acknowledgement, the window opened by half,
+    /// or positions have differed from what the peer knows for `ack_delay`.
+    fn ack_due(&self, now: Instant) -> bool {
+        let Some(since) = self.ack_pending_since else {
+            return false;
+        };
+        let p = self.recv.positions(&self.config);
+        let every = u64::from(self.config.ack_every);
+        p.acked.saturating_sub(self.told.acked) >= every
+            || p.received.saturating_sub(self.told.received) >= every
+            || p.max_seq.saturating_sub(self.told.max_seq)
+                >= u64::from(self.config.receive_window_messages) / 2
+            || p.max_bytes.saturating_sub(self.told.max_bytes)
+                >= self.config.receive_window_bytes / 2
+            || now >= since + self.config.ack_delay
+    }
+}

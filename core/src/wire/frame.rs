@@ -1,0 +1,426 @@
+//! Frame types with their byte layout, encoder and body parser.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::{DecodeError, Secret};
+use crate::crc;
+use crate::reason::Reason;
+
+/// One-byte frame type codes (docs/PROTOCOL.md, "Frames").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameType {
+    /// Client's first frame: new session or resume.
+    Hello = 0x01,
+    /// Server's answer to an accepted `Hello`.
+    Welcome = 0x02,
+    /// Server's refusal of a `Hello`; the connection closes after it.
+    Reject = 0x03,
+    /// One application message.
+    Data = 0x04,
+    /// Standalone acknowledgement and window update.
+    Ack = 0x05,
+    /// Heartbeat; the peer answers with `Pong`.
+    Ping = 0x06,
+    /// Answer to `Ping`, echoing its token.
+    Pong = 0x07,
+    /// Sender will send nothing after `final_seq`; asks the peer to finish.
+    Close = 0x08,
+    /// Answer to `Close` once the responder is finished too.
+    CloseAck = 0x09,
+    /// Initiator saw `CloseAck`; the session is closed on both sides.
+    CloseDone = 0x0A,
+    /// The session is ended by the sender, unconfirmed messages are lost.
+    Abort = 0x0B,
+    /// This connection ends; the session stays resumable.
+    ConnClose = 0x0C,
+}
+
+impl FrameType {
+    fn from_code(code: u8) -> Option<FrameType> {
+        use FrameType::*;
+        [
+            Hello, Welcome, Reject, Data, Ack, Ping, Pong, Close, CloseAck, CloseDone, Abort,
+            ConnClose,
+        ]
+        .into_iter()
+        .find(|t| *t as u8 == code)
+    }
+}
+
+/// What a `Hello` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelloKind {
+    /// Start a new session.
+    New = 0,
+    /// Resume the named session.
+    Resume = 1,
+}
+
+/// A receiver's state as told to its peer: what arrived, what is acknowledged, what may be sent.
+///
+/// All four are absolute positions, so repeating or reordering them is harmless.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Positions {
+    /// Every message with a lower sequence number has been received.
+    pub received: u64,
+    /// Every message with a lower sequence number is acknowledged (confirmed to the sender).
+    pub acked: u64,
+    /// The sender may send messages with sequence numbers below this.
+    pub max_seq: u64,
+    /// The sender may send messages whose cumulative payload offset ends at or below this.
+    pub max_bytes: u64,
+}
+
+/// The client's handshake frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Lowest protocol version the client speaks.
+    pub min_version: u16,
+    /// Highest protocol version the client speaks.
+    pub max_version: u16,
+    /// New session or resume.
+    pub kind: HelloKind,
+    /// Session to resume (0 for a new session).
+    pub session_id: u64,
+    /// Resume secret (zero for a new session).
+    pub secret: Secret,
+    /// The client's receive state.
+    pub positions: Positions,
+}
+
+/// The server's acceptance of a `Hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// The version chosen for this connection.
+    pub version: u16,
+    /// True when an existing session was resumed.
+    pub resumed: bool,
+    /// The session's id.
+    pub session_id: u64,
+    /// The session's resume secret.
+    pub secret: Secret,
+    /// The server's receive state.
+    pub positions: Positions,
+}
+
+/// One decoded frame. Payloads are zero-copy slices of the decoder's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// See [`FrameType::Hello`].
+    Hello(Hello),
+    /// See [`FrameType::Welcome`].
+    Welcome(Welcome),
+    /// See [`FrameType::Reject`].
+    Reject {
+        /// Why.
+        reason: Reason,
+        /// Lowest version the server speaks.
+        min_version: u16,
+        /// Highest version the server speaks.
+        max_version: u16,
+    },
+    /// See [`FrameType::Data`].
+    Data {
+        /// The message's sequence number.
+        seq: u64,
+        /// Piggybacked cumulative ack: every message of the other direction below this is acked.
+        ack: u64,
+        /// The message.
+        payload: Bytes,
+    },
+    /// See [`FrameType::Ack`].
+    Ack(Positions),
+    /// See [`FrameType::Ping`].
+    Ping {
+        /// Echoed by the `Pong`.
+        token: u64,
+    },
+    /// See [`FrameType::Pong`].
+    Pong {
+        /// The `Ping`'s token.
+        token: u64,
+    },
+    /// See [`FrameType::Close`].
+    Close {
+        /// The sender's next sequence number: it sent exactly the messages below it.
+        final_seq: u64,
+    },
+    /// See [`FrameType::CloseAck`].
+    CloseAck {
+        /// The responder's next sequence number.
+        final_seq: u64,
+    },
+    /// See [`FrameType::CloseDone`].
+    CloseDone,
+    /// See [`FrameType::Abort`].
+    Abort {
+        /// Why.
+        reason: Reason,
+    },
+    /// See [`FrameType::ConnClose`].
+    ConnClose {
+        /// Why.
+        reason: Reason,
+    },
+}
+
+const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32;
+const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32;
+
+/// Writes one frame: length, type, the body `body` writes, then the CRC over all of it.
+#[inline]
+fn put_frame(out: &mut BytesMut, ty: FrameType, body_len: usize, body: impl FnOnce(&mut BytesMut)) {
+    let start = out.len();
+    out.reserve(super::FRAME_OVERHEAD + body_len);
+    // body_len is bounded by max_frame_size (u32) for data and small constants otherwise.
+    out.put_u32((1 + body_len) as u32);
+    out.put_u8(ty as u8);
+    body(out);
+    debug_assert_eq!(out.len() - start, 5 + body_len);
+    let crc = crc::checksum(&out[start..]);
+    out.put_u32(crc);
+}
+
+fn put_positions(out: &mut BytesMut, p: &Positions) {
+    out.put_u64(p.received);
+    out.put_u64(p.acked);
+    out.put_u64(p.max_seq);
+    out.put_u64(p.max_bytes);
+}
+
+/// Appends a data frame for `payload` without building a [`Frame`] (the hot path).
+#[inline]
+pub(crate) fn encode_data(out: &mut BytesMut, seq: u64, ack: u64, payload: &[u8]) {
+    put_frame(out, FrameType::Data, 16 + payload.len(), |out| {
+        out.put_u64(seq);
+        out.put_u64(ack);
+        out.put_slice(payload);
+    });
+}
+
+impl Frame {
+    /// The frame's type code.
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Frame::Hello(_) => FrameType::Hello,
+            Frame::Welcome(_) => FrameType::Welcome,
+            Frame::Reject { .. } => FrameType::Reject,
+            Frame::Data { .. } => FrameType::Data,
+            Frame::Ack(_) => FrameType::Ack,
+            Frame::Ping { .. } => FrameType::Ping,
+            Frame::Pong { .. } => FrameType::Pong,
+            Frame::Close { .. } => FrameType::Close,
+            Frame::CloseAck { .. } => FrameType::CloseAck,
+            Frame::CloseDone => FrameType::CloseDone,
+            Frame::Abort { .. } => FrameType::Abort,
+            Frame::ConnClose { .. } => FrameType::ConnClose,
+        }
+    }
+
+    /// Appends the frame's bytes (length, type, body, CRC) to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let ty = self.frame_type();
+        match self {
+            Frame::Hello(h) => put_frame(out, ty, HELLO_LEN, |o| {
+                o.put_u16(h.min_version);
+                o.put_u16(h.max_version);
+                o.put_u8(h.kind as u8);
+                o.put_u64(h.session_id);
+                o.put_slice(&h.secret);
+                put_positions(o, &h.positions);
+            }),
+            Frame::Welcome(w) => put_frame(out, ty, WELCOME_LEN, |o| {
+                o.put_u16(w.version);
+                o.put_u8(u8::from(w.resumed));
+                o.put_u64(w.session_id);
+                o.put_slice(&w.secret);
+                put_positions(o, &w.positions);
+            }),
+            Frame::Reject {
+                reason,
+                min_version,
+                max_version,
+            } => put_frame(out, ty, 5, |o| {
+                o.put_u8(reason.code());
+                o.put_u16(*min_version);
+                o.put_u16(*max_version);
+            }),
+            Frame::Data { seq, ack, payload } => encode_data(out, *seq, *ack, payload),
+            Frame::Ack(p) => put_frame(out, ty, 32, |o| put_positions(o, p)),
+            Frame::Ping { token } | Frame::Pong { token } => {
+                put_frame(out, ty, 8, |o| o.put_u64(*token))
+            }
+            Frame::Close { final_seq } | Frame::CloseAck { final_seq } => {
+                put_frame(out, ty, 8, |o| o.put_u64(*final_seq))
+            }
+            Frame::CloseDone => put_frame(out, ty, 0, |_| {}),
+            Frame::Abort { reason } | Frame::ConnClose { reason } => {
+                put_frame(out, ty, 1, |o| o.put_u8(reason.code()))
+            }
+        }
+    }
+
+    /// Parses a whole frame (length prefix through CRC) whose length was already checked.
+    pub(super) fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+        let crc_at = frame.len() - 4;
+        let expected = u32::from_be_bytes([
+            frame[crc_at],
+            frame[crc_at + 1],
+            frame[crc_at + 2],
+            frame[crc_at + 3],
+        ]);
+        if crc::checksum(&frame[..crc_at]) != expected {
+            return Err(DecodeError::ChecksumMismatch);
+        }
+        let code = frame[4];
+        let ty = FrameType::from_code(code).ok_or(DecodeError::UnknownFrameType(code))?;
+        let body_len = crc_at - 5;
+        let fixed = |want: usize| -> Result<(), DecodeError> {
+            if body_len == want {
+                Ok(())
+            } else {
+                Err(DecodeError::BadLength {
+                    frame_type: ty,
+                    len: body_len,
+                })
+            }
+        };
+        let mut b = &frame[5..crc_at];
+        let parsed = match ty {
+            FrameType::Hello => {
+                fixed(HELLO_LEN)?;
+                let min_version = b.get_u16();
+                let max_version = b.get_u16();
+                let kind = match b.get_u8() {
+                    0 => HelloKind::New,
+                    1 => HelloKind::Resume,
+                    _ => return Err(DecodeError::BadField("hello kind")),
+                };
+                let session_id = b.get_u64();
+                let secret = take_secret(&mut b);
+                Frame::Hello(Hello {
+                    min_version,
+                    max_version,
+                    kind,
+                    session_id,
+                    secret,
+                    positions: get_positions(&mut b),
+                })
+            }
+            FrameType::Welcome => {
+                fixed(WELCOME_LEN)?;
+                let version = b.get_u16();
+                let resumed = match b.get_u8() {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadField("welcome resumed flag")),
+                };
+                let session_id = b.get_u64();
+                let secret = take_secret(&mut b);
+                Frame::Welcome(Welcome {
+                    version,
+                    resumed,
+                    session_id,
+                    secret,
+                    positions: get_positions(&mut b),
+                })
+            }
+            FrameType::Reject => {
+                fixed(5)?;
+                Frame::Reject {
+                    reason: Reason::from_code(b.get_u8()),
+                    min_version: b.get_u16(),
+                    max_version: b.get_u16(),
+                }
+            }
+            FrameType::Data => {
+                if body_len < 16 {
+                    return Err(DecodeError::BadLength {
+                        frame_type: ty,
+                        len: body_len,
+                    });
+                }
+                let seq = b.get_u64();
+                let ack = b.get_u64();
+                Frame::Data {
+                    seq,
+                    ack,
+                    payload: frame.slice(5 + 16..crc_at),
+                }
+            }
+            FrameType::Ack => {
+                fixed(32)?;
+                Frame::Ack(get_positions(&mut b))
+            }
+            FrameType::Ping => {
+                fixed(8)?;
+                Frame::Ping { token: b.get_u64() }
+            }
+            FrameType::Pong => {
+                fixed(8)?;
+                Frame::Pong { token: b.get_u64() }
+            }
+            FrameType::Close => {
+                fixed(8)?;
+                Frame::Close {
+                    final_seq: b.get_u64(),
+                }
+            }
+            FrameType::CloseAck => {
+                fixed(8)?;
+                Frame::CloseAck {
+                    final_seq: b.get_u64(),
+                }
+            }
+            FrameType::CloseDone => {
+                fixed(0)?;
+                Frame::CloseDone
+            }
+            FrameType::Abort => {
+                fixed(1)?;
+                Frame::Abort {
+                    reason: Reason::from_code(b.get_u8()),
+                }
+            }
+            FrameType::ConnClose => {
+                fixed(1)?;
+                Frame::ConnClose {
+                    reason: Reason::from_code(b.get_u8()),
+                }
+            }
+        };
+        Ok(parsed)
+    }
+}
+
+fn take_secret(b: &mut &[u8]) -> Secret {
+    let mut secret = [0u8; 16];
+    b.copy_to_slice(&mut secret);
+    secret
+}
+
+fn get_positions(b: &mut &[u8]) -> Positions {
+    Positions {
+        received: b.get_u64(),
+        acked: b.get_u64(),
+        max_seq: b.get_u64(),
+        max_bytes: b.get_u64(),
+    }
+}
+
+/// Builds checksummed frames with arbitrary type and body, for tests and fuzzers.
+#[doc(hidden)]
+pub mod tests_support {
+    use super::*;
+
+    /// Appends a frame with type code `ty` and body `body`, with a correct length and CRC.
+    pub fn raw_frame(out: &mut BytesMut, ty: u8, body: &[u8]) {
+        let start = out.len();
+        out.put_u32((1 + body.len()) as u32);
+        out.put_u8(ty);
+        out.put_slice(body);
+        let crc = crc::checksum(&out[start..]);
+        out.put_u32(crc);
+    }
+}
