@@ -1,0 +1,1 @@
+//! tether-sim: a deterministic simulated network for tether sessions (under construction).
