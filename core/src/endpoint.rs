@@ -176,9 +176,9 @@ impl Endpoint {
                 match decoder.next_frame() {
                     Ok(None) => {}
                     Ok(Some(Frame::Hello(hello))) => self.route(now, conn, hello),
-                    Ok(Some(_)) | Err(_) => {
-                        self.end_handshake(conn, Some(Reason::MalformedHandshake))
-                    }
+                    Ok(Some(_)) => self.end_handshake(conn, Some(Reason::MalformedHandshake)),
+                    // A checksum failure is corruption in flight, not a bad client: it retries.
+                    Err(e) => self.end_handshake(conn, Some(e.reason())),
                 }
             }
             Some(ConnSlot::Rejecting { .. }) | None => {}

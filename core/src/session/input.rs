@@ -100,7 +100,10 @@ impl Session {
 
     fn on_reject(&mut self, now: Instant, reason: Reason) {
         match reason {
-            // Transient: the server is busy; try again later.
+            // Transient: the server is busy, or our Hello was damaged in flight (any decoding
+            // failure: corruption can hit the length or type too); retry with backoff. A peer that
+            // keeps failing is bounded by session_timeout.
+            r if r.is_protocol_violation() => self.detach(now, r),
             Reason::ServerBusy | Reason::TooManyHandshakes | Reason::HandshakeTimeout => {
                 self.detach(now, reason)
             }

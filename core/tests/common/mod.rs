@@ -61,6 +61,8 @@ struct LinkConn {
     client: usize,
     /// Writes are accepted and dropped; nothing arrives; nobody is told.
     blackholed: bool,
+    /// Only the client-to-server direction is silent.
+    blackholed_to_server: bool,
     client_open: bool,
     server_open: bool,
 }
@@ -116,6 +118,9 @@ pub struct Net {
     pub max_unconfirmed: u64,
     buf: BytesMut,
     pub steps: u64,
+    /// Transmits returned by client sessions and by the server.
+    pub client_writes: u64,
+    pub server_writes: u64,
 }
 
 impl Net {
@@ -150,6 +155,8 @@ impl Net {
             max_unconfirmed: 0,
             buf: BytesMut::new(),
             steps: 0,
+            client_writes: 0,
+            server_writes: 0,
         }
     }
 
@@ -213,6 +220,75 @@ impl Net {
                 c.blackholed = true;
             }
         }
+    }
+
+    /// Only the client-to-server direction of client `i`'s connection goes silent.
+    pub fn blackhole_to_server(&mut self, i: usize) {
+        if let Some(conn) = self.current(i) {
+            self.in_flight.retain(|f| !(f.conn == conn && f.to_server));
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.blackholed_to_server = true;
+            }
+        }
+    }
+
+    /// Flips one bit of one chunk in flight on client `i`'s connection (if any is in flight).
+    pub fn corrupt(&mut self, i: usize) -> bool {
+        let Some(conn) = self.current(i) else {
+            return false;
+        };
+        let mine: Vec<usize> = (0..self.in_flight.len())
+            .filter(|k| self.in_flight[*k].conn == conn)
+            .collect();
+        if mine.is_empty() {
+            return false;
+        }
+        let k = mine[(self.rand() as usize) % mine.len()];
+        let r = self.rand();
+        let f = &mut self.in_flight[k];
+        let Chunk::Bytes(b) = &f.chunk else {
+            return false;
+        };
+        let mut v = b.to_vec();
+        let at = (r as usize) % v.len();
+        v[at] ^= 1 << (r >> 32) % 8;
+        f.chunk = Chunk::Bytes(Bytes::from(v));
+        true
+    }
+
+    /// Client `i` alone learns its connection died; the server keeps a half-open connection, and
+    /// whatever was in flight towards the server still arrives later, after the client resumed.
+    pub fn half_open(&mut self, i: usize) {
+        if let Some(conn) = self.current(i) {
+            for f in self.in_flight.iter_mut().filter(|f| f.conn == conn) {
+                f.at = f.at + Duration::from_millis(300);
+            }
+            let c = self.conns.get_mut(&conn).unwrap();
+            c.client_open = false;
+            self.clients[i].conn = None;
+            self.clients[i].session.handle_disconnected(self.now, conn);
+        }
+    }
+
+    /// Writes raw bytes to the server on client `i`'s connection, as if the client sent them.
+    pub fn inject_to_server(&mut self, i: usize, bytes: Bytes) {
+        if let Some(conn) = self.current(i) {
+            let at = self.now + self.latency;
+            self.in_flight.push_back(InFlight {
+                at,
+                conn,
+                to_server: true,
+                chunk: Chunk::Bytes(bytes),
+            });
+        }
+    }
+
+    /// Opens an extra raw connection to the server (not a client session) and returns its id.
+    pub fn raw_connect(&mut self) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.server.handle_connected(self.now, conn);
+        conn
     }
 
     /// An unknown suffix of the bytes in flight on client `i`'s connection is lost, then it resets.
@@ -362,7 +438,7 @@ impl Net {
         let Some(c) = self.conns.get_mut(&f.conn) else {
             return;
         };
-        if c.blackholed {
+        if c.blackholed || (c.blackholed_to_server && f.to_server) {
             return;
         }
         let now = self.now;
@@ -442,6 +518,7 @@ impl Net {
                     LinkConn {
                         client: i,
                         blackholed: false,
+                        blackholed_to_server: false,
                         client_open: true,
                         server_open: true,
                     },
@@ -460,6 +537,7 @@ impl Net {
             };
             moved = true;
             let bytes = self.buf.split().freeze();
+            self.client_writes += 1;
             self.route(t, true, bytes);
         }
         let manual = self.config.ack_mode == AckMode::Manual;
@@ -500,6 +578,7 @@ impl Net {
             };
             moved = true;
             let bytes = self.buf.split().freeze();
+            self.server_writes += 1;
             self.route(t, false, bytes);
         }
         if !self.server_stalled {
