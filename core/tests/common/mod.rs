@@ -201,7 +201,7 @@ impl Net {
     // ----- faults -----
 
     fn current(&self, i: usize) -> Option<ConnId> {
-        self.clients[i].conn
+        self.clients[i].conn.filter(|c| self.conns.contains_key(c))
     }
 
     /// Both ends learn at once that client `i`'s connection was reset; bytes in flight are lost.
@@ -263,7 +263,9 @@ impl Net {
             for f in self.in_flight.iter_mut().filter(|f| f.conn == conn) {
                 f.at = f.at + Duration::from_millis(300);
             }
-            let c = self.conns.get_mut(&conn).unwrap();
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             c.client_open = false;
             self.clients[i].conn = None;
             self.clients[i].session.handle_disconnected(self.now, conn);
@@ -619,8 +621,13 @@ impl Net {
                 link.server_open = false;
             }
         }
-        if link.blackholed {
-            if !link.client_open && !link.server_open {
+        let (client, blackholed) = (link.client, link.blackholed);
+        let both_closed = !link.client_open && !link.server_open;
+        if close && from_client && self.clients[client].conn == Some(conn) {
+            self.clients[client].conn = None;
+        }
+        if blackholed {
+            if both_closed {
                 self.conns.remove(&conn);
             }
             return;
