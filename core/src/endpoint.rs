@@ -251,10 +251,8 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         self.last_now = now;
         if let Some(conn) = self.rejecting.pop_front() {
-            if let Some(ConnSlot::Rejecting { frame }) = self.conns.remove(&conn) {
-                if let Some(f) = frame {
-                    f.encode(buf);
-                }
+            if let Some(ConnSlot::Rejecting { frame: Some(f) }) = self.conns.remove(&conn) {
+                f.encode(buf);
             }
             return Some(Transmit::Close(conn));
         }

@@ -332,11 +332,8 @@ fn prop_mutated_frames_never_panic_and_are_caught() {
         let mut d = Decoder::new(1 << 16);
         d.push(Bytes::from(v.clone()));
         let mut decoded = Vec::new();
-        loop {
-            match d.next_frame() {
-                Ok(Some(f)) => decoded.push(f),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(f)) = d.next_frame() {
+            decoded.push(f);
         }
         // Whatever decoded must be a prefix of the original frames unless the mutation cancelled out.
         let original: Vec<Frame> = frames.into_iter().map(|f| f.0).collect();

@@ -129,7 +129,7 @@ impl Net {
         let server = Endpoint::new(config.clone(), key(seed, 0), now).unwrap();
         let clients = (0..clients)
             .map(|i| Client {
-                session: Session::client(config.clone(), seed ^ (i as u64 + 1) * 0x9E37, now)
+                session: Session::client(config.clone(), seed ^ ((i as u64 + 1) * 0x9E37), now)
                     .unwrap(),
                 conn: None,
                 app: App::default(),
@@ -251,7 +251,7 @@ impl Net {
         };
         let mut v = b.to_vec();
         let at = (r as usize) % v.len();
-        v[at] ^= 1 << (r >> 32) % 8;
+        v[at] ^= 1 << ((r >> 32) % 8);
         f.chunk = Chunk::Bytes(Bytes::from(v));
         true
     }
