@@ -44,11 +44,7 @@ impl Link {
             return;
         }
         if !bytes.is_empty() {
-            let pipe = if from_client {
-                &mut self.to_server
-            } else {
-                &mut self.to_client
-            };
+            let pipe = if from_client { &mut self.to_server } else { &mut self.to_client };
             pipe.push_back((at, bytes));
         }
         if matches!(t, Transmit::Close(_)) {
@@ -82,10 +78,7 @@ impl Tally {
 }
 
 fn body(seq: u64) -> Bytes {
-    Bytes::from(format!(
-        "message {seq:>8} {}",
-        "·".repeat((seq % 50) as usize)
-    ))
+    Bytes::from(format!("message {seq:>8} {}", "·".repeat((seq % 50) as usize)))
 }
 
 struct Faults {
@@ -95,10 +88,7 @@ struct Faults {
 }
 
 fn main() {
-    let seed: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let seed: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
     let config = Config {
         idle_timeout: Duration::from_millis(800),
         heartbeat_interval: Duration::from_millis(200),
@@ -118,11 +108,7 @@ fn main() {
     let mut server_session = None;
     let mut link = Link::new(None);
     let (mut up, mut down) = (Tally::default(), Tally::default());
-    let mut faults = Faults {
-        resets: 0,
-        blackholes: 0,
-        suffix_losses: 0,
-    };
+    let mut faults = Faults { resets: 0, blackholes: 0, suffix_losses: 0 };
     let mut next_conn = 0;
     let mut next_fault = now + Duration::from_millis(40);
     let latency = Duration::from_micros(200);
@@ -291,10 +277,7 @@ fn main() {
             + up.corrupted
             + down.corrupted
             == 0
-        && matches!(
-            (&client_end, &server_end),
-            (Some(Event::Closed), Some(Event::Closed))
-        );
+        && matches!((&client_end, &server_end), (Some(Event::Closed), Some(Event::Closed)));
     println!(
         "\n{}",
         if clean {
@@ -309,10 +292,9 @@ fn main() {
 fn describe(e: &Option<Event>) -> String {
     match e {
         Some(Event::Closed) => "closed cleanly".into(),
-        Some(Event::Lost {
-            reason,
-            unconfirmed,
-        }) => format!("lost ({reason}, {} unconfirmed)", unconfirmed.len()),
+        Some(Event::Lost { reason, unconfirmed }) => {
+            format!("lost ({reason}, {} unconfirmed)", unconfirmed.len())
+        }
         _ => "did not end".into(),
     }
 }

@@ -32,21 +32,13 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at ceiling `initial`, doubling to at most `max`, jittered from `seed`.
     pub fn new(initial: Duration, max: Duration, seed: u64) -> Self {
-        Backoff {
-            initial,
-            max,
-            attempt: 0,
-            rng: SplitMix64::new(seed),
-        }
+        Backoff { initial, max, attempt: 0, rng: SplitMix64::new(seed) }
     }
 
     /// The delay before the next attempt; each call counts one more failed attempt.
     pub fn next_delay(&mut self) -> Duration {
         let shift = self.attempt.min(32);
-        let ceiling = self
-            .initial
-            .saturating_mul(1u32 << shift.min(31))
-            .min(self.max);
+        let ceiling = self.initial.saturating_mul(1u32 << shift.min(31)).min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(self.rng.next_u64() % nanos.saturating_add(1))

@@ -57,7 +57,8 @@ pub struct Config {
     pub reconnect_backoff_initial: Duration,
     /// Largest reconnect backoff ceiling (default 5 s). Delays are drawn uniformly below the ceiling.
     pub reconnect_backoff_max: Duration,
-    /// `poll_transmit` stops appending frames once the output buffer holds this many bytes (default 64 KiB).
+    /// `poll_transmit` stops appending data frames once one call has appended this many bytes
+    /// (default 64 KiB); call it again for more.
     pub transmit_batch_bytes: u32,
     /// Endpoint: most sessions held, attached or detached (default 10,000).
     pub max_sessions: u32,
@@ -102,8 +103,11 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("config: `{0}` must be greater than zero")]
     Zero(&'static str),
-    /// A frame could not hold a largest message plus its header.
-    #[error("config: max_frame_size ({frame}) must be at least max_message_size + {overhead} ({message} + {overhead})")]
+    /// A limit is above what the implementation supports.
+    #[error("config: `{0}` must be at most {1}")]
+    TooLarge(&'static str, u64),
+    /// A frame could not hold a largest message plus its header, or a handshake frame.
+    #[error("config: max_frame_size ({frame}) must be at least max_message_size + {overhead} ({message} + {overhead}) and at least 66")]
     FrameTooSmall {
         /// Configured max_frame_size.
         frame: u32,
@@ -118,7 +122,9 @@ pub enum ConfigError {
     )]
     WindowTooSmall(&'static str),
     /// Two timers are ordered so that liveness cannot work.
-    #[error("config: `{smaller}` must be shorter than `{larger}`")]
+    #[error(
+        "config: `{smaller}` must be shorter than `{larger}` (or equal, for the backoff bounds)"
+    )]
     TimerOrder {
         /// The timer that must be shorter.
         smaller: &'static str,
@@ -127,25 +133,24 @@ pub enum ConfigError {
     },
 }
 
+/// Largest byte window or buffer accepted (2^48 bytes): positions add it to byte offsets and
+/// must never overflow.
+pub const MAX_WINDOW_BYTES: u64 = 1 << 48;
+
 impl Config {
     /// Checks every rule the protocol relies on; a config that passes can run forever.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("max_message_size", u64::from(self.max_message_size)),
-            (
-                "max_unconfirmed_messages",
-                u64::from(self.max_unconfirmed_messages),
-            ),
+            ("max_unconfirmed_messages", u64::from(self.max_unconfirmed_messages)),
             ("max_unconfirmed_bytes", self.max_unconfirmed_bytes),
-            (
-                "receive_window_messages",
-                u64::from(self.receive_window_messages),
-            ),
+            ("receive_window_messages", u64::from(self.receive_window_messages)),
             ("receive_window_bytes", self.receive_window_bytes),
             ("ack_every", u64::from(self.ack_every)),
             ("transmit_batch_bytes", u64::from(self.transmit_batch_bytes)),
             ("max_sessions", u64::from(self.max_sessions)),
             ("max_handshakes", u64::from(self.max_handshakes)),
+            ("max_detached_sessions", u64::from(self.max_detached_sessions)),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -167,13 +172,23 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
-        let overhead = crate::wire::DATA_OVERHEAD as u32;
-        if u64::from(self.max_frame_size) < u64::from(self.max_message_size) + u64::from(overhead) {
+        let overhead = crate::wire::DATA_FRAME_LEN;
+        let needed = (u64::from(self.max_message_size) + u64::from(overhead))
+            .max(u64::from(crate::wire::MAX_CONTROL_FRAME_LEN));
+        if u64::from(self.max_frame_size) < needed {
             return Err(ConfigError::FrameTooSmall {
                 frame: self.max_frame_size,
                 message: self.max_message_size,
                 overhead,
             });
+        }
+        if self.receive_window_bytes > MAX_WINDOW_BYTES
+            || self.max_unconfirmed_bytes > MAX_WINDOW_BYTES
+        {
+            return Err(ConfigError::TooLarge(
+                "receive_window_bytes / max_unconfirmed_bytes",
+                MAX_WINDOW_BYTES,
+            ));
         }
         let message = u64::from(self.max_message_size);
         if self.receive_window_bytes < message {
@@ -183,29 +198,19 @@ impl Config {
             return Err(ConfigError::WindowTooSmall("max_unconfirmed_bytes"));
         }
         let order = [
-            (
-                "heartbeat_interval",
-                self.heartbeat_interval,
-                "idle_timeout",
-                self.idle_timeout,
-            ),
-            (
-                "ack_delay",
-                self.ack_delay,
-                "idle_timeout",
-                self.idle_timeout,
-            ),
-            (
-                "reconnect_backoff_initial",
-                self.reconnect_backoff_initial,
-                "reconnect_backoff_max",
-                self.reconnect_backoff_max + Duration::from_nanos(1),
-            ),
+            ("heartbeat_interval", self.heartbeat_interval, "idle_timeout", self.idle_timeout),
+            ("ack_delay", self.ack_delay, "idle_timeout", self.idle_timeout),
         ];
         for (smaller, a, larger, b) in order {
             if a >= b {
                 return Err(ConfigError::TimerOrder { smaller, larger });
             }
+        }
+        if self.reconnect_backoff_initial > self.reconnect_backoff_max {
+            return Err(ConfigError::TimerOrder {
+                smaller: "reconnect_backoff_initial",
+                larger: "reconnect_backoff_max",
+            });
         }
         Ok(())
     }
@@ -222,39 +227,23 @@ mod tests {
 
     #[test]
     fn invalid_combinations_are_rejected() {
-        let c = Config {
-            receive_window_messages: 0,
-            ..Config::default()
-        };
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::Zero("receive_window_messages"))
-        );
-        let c = Config {
-            max_frame_size: 100,
-            ..Config::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::FrameTooSmall { .. })
-        ));
-        let c = Config {
-            receive_window_bytes: 10,
-            ..Config::default()
-        };
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::WindowTooSmall("receive_window_bytes"))
-        );
-        let c = Config {
-            heartbeat_interval: Duration::from_secs(10),
-            ..Config::default()
-        };
+        let c = Config { receive_window_messages: 0, ..Config::default() };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("receive_window_messages")));
+        let c = Config { max_frame_size: 100, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::FrameTooSmall { .. })));
+        let c = Config { max_message_size: 8, max_frame_size: 33, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::FrameTooSmall { .. })));
+        let c = Config { receive_window_bytes: 10, ..Config::default() };
+        assert_eq!(c.validate(), Err(ConfigError::WindowTooSmall("receive_window_bytes")));
+        let c = Config { heartbeat_interval: Duration::from_secs(10), ..Config::default() };
         assert!(matches!(c.validate(), Err(ConfigError::TimerOrder { .. })));
-        let c = Config {
-            idle_timeout: Duration::ZERO,
-            ..Config::default()
-        };
+        let c = Config { receive_window_bytes: u64::MAX, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::TooLarge(..))));
+        let c = Config { reconnect_backoff_max: Duration::MAX, ..Config::default() };
+        c.validate().unwrap();
+        let c = Config { max_detached_sessions: 0, ..Config::default() };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("max_detached_sessions")));
+        let c = Config { idle_timeout: Duration::ZERO, ..Config::default() };
         assert_eq!(c.validate(), Err(ConfigError::Zero("idle_timeout")));
     }
 }

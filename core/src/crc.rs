@@ -55,10 +55,7 @@ mod tests {
     fn incremental_equals_one_shot_and_implementations_agree() {
         let data: alloc::vec::Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
         for split in [0, 1, 17, 500, 999, 1000] {
-            assert_eq!(
-                append(append(0, &data[..split]), &data[split..]),
-                checksum(&data)
-            );
+            assert_eq!(append(append(0, &data[..split]), &data[split..]), checksum(&data));
             let t = table::append(table::append(0, &data[..split]), &data[split..]);
             assert_eq!(t, checksum(&data));
         }

@@ -14,7 +14,7 @@ use crate::reason::Reason;
 use crate::session::{ConnId, Session, SessionId, Transmit};
 use crate::time::{earliest, Instant};
 use crate::wire::{
-    Decoder, Frame, Hello, HelloKind, Positions, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Decoder, Frame, Hello, HelloKind, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 /// Largest frame accepted before a connection's handshake completes: a `Hello` and nothing bigger,
@@ -123,10 +123,7 @@ impl Endpoint {
 
     /// Sessions held without a connection.
     pub fn detached_count(&self) -> usize {
-        self.sessions
-            .values()
-            .filter(|s| s.detached_since().is_some())
-            .count()
+        self.sessions.values().filter(|s| s.detached_since().is_some()).count()
     }
 
     /// Connections whose handshake is in progress.
@@ -151,13 +148,7 @@ impl Endpoint {
         }
         self.handshakes += 1;
         let decoder = Decoder::new(HANDSHAKE_FRAME_LIMIT);
-        self.conns.insert(
-            conn,
-            ConnSlot::Handshaking {
-                decoder,
-                since: now,
-            },
-        );
+        self.conns.insert(conn, ConnSlot::Handshaking { decoder, since: now });
     }
 
     /// Bytes read from `conn`. Unknown connections are ignored.
@@ -168,7 +159,11 @@ impl Endpoint {
                 let id = *id;
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.handle_input(now, conn, bytes);
+                    let detached = s.detached_since().is_some();
                     self.touch(id);
+                    if detached {
+                        self.enforce_detached_limit(now);
+                    }
                 }
             }
             Some(ConnSlot::Handshaking { decoder, .. }) => {
@@ -240,9 +235,9 @@ impl Endpoint {
             ConnSlot::Handshaking { since, .. } => earliest(acc, Some(*since + limit)),
             _ => acc,
         });
-        self.sessions
-            .values()
-            .fold(handshakes, |acc, s| earliest(acc, s.poll_timeout()))
+        let tombstones = self.tombstones.values().map(|t| t.expires).min();
+        let acc = earliest(handshakes, tombstones);
+        self.sessions.values().fold(acc, |acc, s| earliest(acc, s.poll_timeout()))
     }
 
     /// The next output: bytes for a connection appended to `buf`, or a connection to close.
@@ -323,17 +318,13 @@ impl Endpoint {
         let secret = s.secret;
         let clean = s.closed_cleanly;
         self.sessions.remove(&id);
-        self.conns
-            .retain(|_, slot| !matches!(slot, ConnSlot::Session(owner) if *owner == id));
+        self.conns.retain(|_, slot| !matches!(slot, ConnSlot::Session(owner) if *owner == id));
         if clean {
             let expires = self.last_now + self.config.session_timeout;
             self.tombstones.insert(id, Tombstone { secret, expires });
             while self.tombstones.len() > self.config.max_detached_sessions as usize {
-                let oldest = self
-                    .tombstones
-                    .iter()
-                    .min_by_key(|(_, t)| t.expires)
-                    .map(|(id, _)| *id);
+                let oldest =
+                    self.tombstones.iter().min_by_key(|(_, t)| t.expires).map(|(id, _)| *id);
                 oldest.map(|id| self.tombstones.remove(&id));
             }
         }
@@ -351,6 +342,8 @@ impl Endpoint {
             hello.min_version <= PROTOCOL_VERSION && hello.max_version >= MIN_PROTOCOL_VERSION;
         let result = if !version_ok {
             Err(Reason::UnsupportedVersion)
+        } else if hello.max_message_size == 0 || hello.min_version > hello.max_version {
+            Err(Reason::MalformedHandshake)
         } else {
             match hello.kind {
                 HelloKind::New => self.accept_new(now, conn, decoder, &hello),
@@ -390,8 +383,7 @@ impl Endpoint {
         };
         let mut secret = [0u8; 16];
         self.rng.fill_bytes(&mut secret);
-        let mut s = Session::server_new(self.config.clone(), id, secret, now, conn, decoder);
-        s.apply_client_window(&hello.positions);
+        let s = Session::server_new(self.config.clone(), id, secret, now, conn, decoder, hello);
         self.sessions.insert(id, s);
         Ok(id)
     }
@@ -415,10 +407,14 @@ impl Endpoint {
             return Err(Reason::BadSecret);
         }
         if s.state() == crate::SessionState::Ended {
-            return Err(Reason::UnknownSession);
+            // Ended but not yet dropped (its last events are unread).
+            return Err(if s.closed_cleanly {
+                Reason::SessionClosed
+            } else {
+                Reason::UnknownSession
+            });
         }
         s.server_resume(now, conn, decoder, hello)?;
-        s.apply_client_window(&hello.positions);
         Ok(id)
     }
 
@@ -429,8 +425,7 @@ impl Endpoint {
             min_version: MIN_PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
         };
-        self.conns
-            .insert(conn, ConnSlot::Rejecting { frame: Some(frame) });
+        self.conns.insert(conn, ConnSlot::Rejecting { frame: Some(frame) });
         self.rejecting.push_back(conn);
     }
 
@@ -469,13 +464,5 @@ impl Endpoint {
             }
             self.touch(oldest);
         }
-    }
-}
-
-impl Session {
-    /// A new or resuming client's `Hello` also carries its receive window.
-    pub(crate) fn apply_client_window(&mut self, p: &Positions) {
-        self.peer.max_seq = self.peer.max_seq.max(p.max_seq);
-        self.peer.max_bytes = self.peer.max_bytes.max(p.max_bytes);
     }
 }

@@ -95,9 +95,7 @@ impl Reason {
             Unknown,
             Unknown,
         ];
-        ALL.into_iter()
-            .find(|r| *r as u8 == code)
-            .unwrap_or(Unknown)
+        ALL.into_iter().find(|r| *r as u8 == code).unwrap_or(Unknown)
     }
 
     /// The wire code.

@@ -69,7 +69,7 @@ impl ReceiveBuffer {
             received: self.received,
             acked: self.acked,
             max_seq: self.delivered + u64::from(config.receive_window_messages),
-            max_bytes: self.delivered_bytes + config.receive_window_bytes,
+            max_bytes: self.delivered_bytes.saturating_add(config.receive_window_bytes),
         }
     }
 
@@ -135,10 +135,7 @@ mod tests {
 
     #[test]
     fn positions_move_in_order_and_window_is_enforced() {
-        let config = Config {
-            receive_window_messages: 2,
-            ..Config::default()
-        };
+        let config = Config { receive_window_messages: 2, ..Config::default() };
         let mut r = ReceiveBuffer::default();
         let p = Bytes::from_static(b"x");
         assert_eq!(r.accept(&config, 1, p.clone()), Err(Refusal::Gap));

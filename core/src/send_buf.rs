@@ -60,19 +60,17 @@ impl SendBuffer {
         self.bytes
     }
 
+    /// Size of the largest unconfirmed message (0 when empty). O(n): for handshakes only.
+    pub(crate) fn largest(&self) -> u64 {
+        self.entries.iter().map(|e| e.payload.len() as u64).max().unwrap_or(0)
+    }
+
     /// Appends a message and returns its sequence number.
     pub(crate) fn push(&mut self, payload: Bytes) -> u64 {
         let seq = self.next_seq();
-        let prev_end = self
-            .entries
-            .back()
-            .map_or(self.base_offset, |e| e.end_offset);
+        let prev_end = self.entries.back().map_or(self.base_offset, |e| e.end_offset);
         let len = payload.len() as u64;
-        self.entries.push_back(Entry {
-            payload,
-            end_offset: prev_end + len,
-            sent_at: None,
-        });
+        self.entries.push_back(Entry { payload, end_offset: prev_end + len, sent_at: None });
         self.bytes += len;
         seq
     }
@@ -80,9 +78,7 @@ impl SendBuffer {
     /// The next message to write, if any: `(seq, payload, end_offset)`.
     pub(crate) fn peek_unsent(&self) -> Option<(u64, &Bytes, u64)> {
         let idx = usize::try_from(self.cursor - self.base_seq).ok()?;
-        self.entries
-            .get(idx)
-            .map(|e| (self.cursor, &e.payload, e.end_offset))
+        self.entries.get(idx).map(|e| (self.cursor, &e.payload, e.end_offset))
     }
 
     /// Marks the message at the cursor written at `now`; returns true if it is a replay.
@@ -136,18 +132,12 @@ impl SendBuffer {
     pub(crate) fn drain_unconfirmed(&mut self) -> Vec<UnconfirmedMessage> {
         let base = self.base_seq;
         let next = self.next_seq();
-        let end = self
-            .entries
-            .back()
-            .map_or(self.base_offset, |e| e.end_offset);
+        let end = self.entries.back().map_or(self.base_offset, |e| e.end_offset);
         let out = self
             .entries
             .drain(..)
             .enumerate()
-            .map(|(i, e)| UnconfirmedMessage {
-                seq: base + i as u64,
-                payload: e.payload,
-            })
+            .map(|(i, e)| UnconfirmedMessage { seq: base + i as u64, payload: e.payload })
             .collect();
         self.base_seq = next;
         self.base_offset = end;

@@ -70,9 +70,6 @@ mod tests {
         let t = Instant::from_nanos(u64::MAX - 1);
         assert_eq!(t + Duration::from_secs(1), Instant::from_nanos(u64::MAX));
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
-        assert_eq!(
-            Instant::from_millis(3) - Instant::from_millis(1),
-            Duration::from_millis(2)
-        );
+        assert_eq!(Instant::from_millis(3) - Instant::from_millis(1), Duration::from_millis(2));
     }
 }

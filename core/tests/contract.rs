@@ -60,17 +60,10 @@ fn exchange_with_fault(seed: u64, fault: impl Fn(&mut Net)) -> Net {
     net.clients[0].session.close(net.now).expect(&ended);
     assert!(net.run_to_end(LIMIT), "did not end");
     check_contract(&net);
-    assert!(
-        net.clients[0].app.closed(),
-        "{:?}",
-        net.clients[0].app.lost().map(|l| *l.0)
-    );
+    assert!(net.clients[0].app.closed(), "{:?}", net.clients[0].app.lost().map(|l| *l.0));
     assert!(net.server_app(0).unwrap().closed());
     let stats = net.clients[0].session.stats();
-    assert!(
-        stats.reconnects >= 1,
-        "the fault never took effect: {stats:?}"
-    );
+    assert!(stats.reconnects >= 1, "the fault never took effect: {stats:?}");
     net
 }
 
@@ -105,27 +98,14 @@ fn contract_1_corruption_is_caught_and_the_session_resumes() {
         assert!(net.corrupt(0));
         assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().delivered.len() == 200));
         let server = net.server_app(0).unwrap();
-        caught += server.count(|e| {
-            matches!(
-                e,
-                Event::Disconnected {
-                    reason: Reason::ChecksumMismatch
-                }
-            )
-        }) + net.clients[0].app.count(|e| {
-            matches!(
-                e,
-                Event::Disconnected {
-                    reason: Reason::ChecksumMismatch
-                }
-            )
-        });
+        caught += server
+            .count(|e| matches!(e, Event::Disconnected { reason: Reason::ChecksumMismatch }))
+            + net.clients[0]
+                .app
+                .count(|e| matches!(e, Event::Disconnected { reason: Reason::ChecksumMismatch }));
         check_contract(&net);
     }
-    assert!(
-        caught >= 15,
-        "corruption should almost always be caught by the CRC: {caught}/20"
-    );
+    assert!(caught >= 15, "corruption should almost always be caught by the CRC: {caught}/20");
 }
 
 /// Contract 2: no silent loss — a session that cannot resume hands back exactly the unconfirmed
@@ -141,9 +121,7 @@ fn contract_2_no_silent_loss() {
         net.restart_server();
         assert!(net.run_until(LIMIT, |n| n.clients[0].app.ended()));
         let client = &net.clients[0].app;
-        let (reason, unconfirmed) = client
-            .lost()
-            .expect("refused resume ends the session as Lost");
+        let (reason, unconfirmed) = client.lost().expect("refused resume ends the session as Lost");
         assert_eq!(*reason, Reason::UnknownSession);
         let confirmed = client.confirmed.map_or(0, |c| c + 1) as usize;
         assert_eq!(
@@ -189,14 +167,12 @@ fn contract_4_dead_peers_are_found_fast() {
             .count(|e| matches!(e, Event::Disconnected { .. }))
             == 1));
         let detected = net.now - t0;
-        assert!(
-            detected <= net.config.idle_timeout,
-            "detected after {detected:?}"
-        );
-        assert!(net.clients[0].app.events.iter().any(|e| *e
-            == Event::Disconnected {
-                reason: Reason::IdleTimeout
-            }));
+        assert!(detected <= net.config.idle_timeout, "detected after {detected:?}");
+        assert!(net.clients[0]
+            .app
+            .events
+            .iter()
+            .any(|e| *e == Event::Disconnected { reason: Reason::IdleTimeout }));
     }
 }
 
@@ -204,22 +180,19 @@ fn contract_4_dead_peers_are_found_fast() {
 /// heartbeats keep arriving, but the ack-progress timeout still finds the dead path.
 #[test]
 fn contract_4_ack_timeout_finds_a_one_way_dead_path() {
-    let config = Config {
-        ack_timeout: Duration::from_millis(300),
-        ..test_config()
-    };
+    let config = Config { ack_timeout: Duration::from_millis(300), ..test_config() };
     let mut net = Net::new(config, 1, 5);
     connected(&mut net);
     net.blackhole_to_server(0);
     let t0 = net.now;
     net.client_sends(0, 10, 10);
-    assert!(net.run_until(LIMIT, |n| n.clients[0]
+    assert!(net
+        .run_until(LIMIT, |n| n.clients[0].app.count(|e| matches!(e, Event::Disconnected { .. }))
+            == 1));
+    assert!(net.clients[0]
         .app
-        .count(|e| matches!(e, Event::Disconnected { .. }))
-        == 1));
-    assert!(net.clients[0].app.events.contains(&Event::Disconnected {
-        reason: Reason::AckTimeout
-    }));
+        .events
+        .contains(&Event::Disconnected { reason: Reason::AckTimeout }));
     assert!(net.now - t0 <= Duration::from_millis(300) + net.config.heartbeat_interval);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().delivered.len() == 10));
     check_contract(&net);
@@ -269,11 +242,7 @@ fn contract_5_abort_is_distinguishable_from_close() {
     let (reason, _) = net.server_app(0).unwrap().lost().unwrap();
     assert_eq!(*reason, Reason::ApplicationAbort);
     check_contract(&net);
-    assert_eq!(
-        net.server.session_count(),
-        0,
-        "the aborted session is forgotten"
-    );
+    assert_eq!(net.server.session_count(), 0, "the aborted session is forgotten");
 }
 
 /// Contract 6: a server application that stops reading produces backpressure on the client; every
@@ -295,15 +264,8 @@ fn contract_6_bounded_resources_under_a_stalled_reader() {
     net.client_sends(0, 1000, 1000);
     net.run_for(Duration::from_secs(5));
     let app = &net.clients[0].app;
-    assert!(
-        app.backpressure_hits > 0,
-        "backpressure never reached the sender"
-    );
-    assert!(
-        app.sent.len() <= 164 + 1,
-        "sent {} while the reader is stalled",
-        app.sent.len()
-    );
+    assert!(app.backpressure_hits > 0, "backpressure never reached the sender");
+    assert!(app.sent.len() <= 164 + 1, "sent {} while the reader is stalled", app.sent.len());
     assert!(net.max_buffered_receive <= 64 * 1024);
     assert_eq!(
         net.clients[0].session.stats().disconnects,
@@ -321,10 +283,8 @@ fn contract_6_bounded_resources_under_a_stalled_reader() {
 fn contract_7_bad_input_is_an_error_never_a_panic() {
     for seed in 0..30u64 {
         let mut net = Net::new(test_config(), 2, seed);
-        assert!(
-            net.run_until(Duration::from_secs(5), |n| n.server_app(0).is_some()
-                && n.server_app(1).is_some())
-        );
+        assert!(net.run_until(Duration::from_secs(5), |n| n.server_app(0).is_some()
+            && n.server_app(1).is_some()));
         net.client_sends(0, 50, 20);
         net.client_sends(1, 50, 20);
         net.run_for(Duration::from_millis(2));
@@ -332,20 +292,11 @@ fn contract_7_bad_input_is_an_error_never_a_panic() {
         net.inject_to_server(0, Bytes::from(junk));
         // Junk connections too.
         let raw = net.raw_connect();
-        net.server
-            .handle_input(net.now, raw, Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"));
-        assert!(net.run_until(LIMIT, |n| (0..2).all(|i| n
-            .server_app(i)
-            .unwrap()
-            .delivered
-            .len()
-            == 50)));
+        net.server.handle_input(net.now, raw, Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(net
+            .run_until(LIMIT, |n| (0..2).all(|i| n.server_app(i).unwrap().delivered.len() == 50)));
         check_contract(&net);
-        assert_eq!(
-            net.clients[1].session.stats().disconnects,
-            0,
-            "another session was affected"
-        );
+        assert_eq!(net.clients[1].session.stats().disconnects, 0, "another session was affected");
     }
 }
 
@@ -364,6 +315,7 @@ fn contract_8_only_the_owner_resumes() {
         session_id: id.0,
         secret: [0xAA; 16],
         positions: Positions::default(),
+        max_message_size: 1 << 20,
     });
     let mut out = BytesMut::new();
     forged.encode(&mut out);
@@ -373,13 +325,7 @@ fn contract_8_only_the_owner_resumes() {
     assert_eq!(t, Some(tether_core::Transmit::Close(raw)));
     let mut d = Decoder::new(1024);
     d.push(buf.freeze());
-    assert!(matches!(
-        d.next_frame(),
-        Ok(Some(Frame::Reject {
-            reason: Reason::BadSecret,
-            ..
-        }))
-    ));
+    assert!(matches!(d.next_frame(), Ok(Some(Frame::Reject { reason: Reason::BadSecret, .. }))));
     net.client_sends(0, 10, 10);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().delivered.len() == 10));
     assert_eq!(net.clients[0].session.stats().disconnects, 0);
@@ -389,10 +335,6 @@ fn contract_8_only_the_owner_resumes() {
     net.client_sends(0, 10, 10);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().delivered.len() == 20));
     net.run_for(Duration::from_secs(1));
-    assert_eq!(
-        net.server.connection_count(),
-        1,
-        "the stale connection must be closed, not kept"
-    );
+    assert_eq!(net.server.connection_count(), 1, "the stale connection must be closed, not kept");
     check_contract(&net);
 }

@@ -31,18 +31,14 @@ impl Raw {
         let mut raw = Raw { s, now, conn };
         let out = raw.drain();
         assert!(matches!(out.first(), Some(Frame::Hello(_))));
-        let positions = Positions {
-            received: 0,
-            acked: 0,
-            max_seq: window,
-            max_bytes: 1 << 30,
-        };
+        let positions = Positions { received: 0, acked: 0, max_seq: window, max_bytes: 1 << 30 };
         let welcome = Frame::Welcome(Welcome {
             version: 1,
             resumed: false,
             session_id: 7,
             secret: [3; 16],
             positions,
+            max_message_size: 1 << 20,
         });
         raw.feed(&[welcome]);
         assert_eq!(raw.s.poll_event(), Some(Event::Connected));
@@ -80,11 +76,7 @@ impl Raw {
 
     fn conn_closed_with(&mut self) -> Option<Reason> {
         let out = self.drain_all();
-        assert_eq!(
-            out.last(),
-            Some(&None),
-            "connection should be closed: {out:?}"
-        );
+        assert_eq!(out.last(), Some(&None), "connection should be closed: {out:?}");
         out.iter().flatten().find_map(|f| match f {
             Frame::ConnClose { reason } => Some(*reason),
             _ => None,
@@ -93,11 +85,7 @@ impl Raw {
 }
 
 fn data(seq: u64, ack: u64) -> Frame {
-    Frame::Data {
-        seq,
-        ack,
-        payload: Bytes::from_static(b"m"),
-    }
+    Frame::Data { seq, ack, payload: Bytes::from_static(b"m") }
 }
 
 // ----- Delivered is not acknowledged -----
@@ -106,10 +94,7 @@ fn data(seq: u64, ack: u64) -> Frame {
 /// confirms only acked ones, and keeps their payloads: a later Lost hands them back.
 #[test]
 fn pitfall_delivered_is_not_acknowledged() {
-    let config = Config {
-        ack_mode: AckMode::Manual,
-        ..test_config()
-    };
+    let config = Config { ack_mode: AckMode::Manual, ..test_config() };
     let mut net = Net::new(config, 1, 11);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
     net.server_stalled = true; // the server app delivers nothing and acks nothing yet
@@ -129,11 +114,7 @@ fn pitfall_delivered_is_not_acknowledged() {
     }
     assert!(s.ack(15).is_err(), "cannot ack what was not delivered");
     net.run_for(Duration::from_millis(50));
-    assert_eq!(
-        net.clients[0].app.confirmed,
-        Some(4),
-        "only acked messages are confirmed"
-    );
+    assert_eq!(net.clients[0].app.confirmed, Some(4), "only acked messages are confirmed");
     net.reset(0);
     assert!(net.run_until(LIMIT, |n| n.clients[0].session.stats().reconnects == 1));
     net.run_for(Duration::from_millis(50));
@@ -175,10 +156,7 @@ fn pitfall_lost_means_not_confirmed() {
         }
         check_contract(&net);
     }
-    assert!(
-        overlaps > 0,
-        "no run exercised delivered-but-unconfirmed messages"
-    );
+    assert!(overlaps > 0, "no run exercised delivered-but-unconfirmed messages");
 }
 
 // ----- Heartbeats are not progress -----
@@ -187,10 +165,7 @@ fn pitfall_lost_means_not_confirmed() {
 /// acks are never acked: an idle session exchanges only heartbeats.
 #[test]
 fn pitfall_heartbeats_are_not_progress() {
-    let config = Config {
-        ack_timeout: Duration::from_millis(800),
-        ..test_config()
-    };
+    let config = Config { ack_timeout: Duration::from_millis(800), ..test_config() };
     let mut raw = Raw::new(config, 100);
     raw.s.send(raw.now, Bytes::from_static(b"x")).unwrap();
     let t0 = raw.now;
@@ -224,14 +199,8 @@ fn pitfall_acks_are_never_acked() {
     net.run_for(Duration::from_secs(10));
     let idle_writes = net.client_writes + net.server_writes - before;
     // Each side sends one heartbeat per interval and answers the other's: 4 per 100 ms at most.
-    assert!(
-        idle_writes <= 4 * 100 + 4,
-        "{idle_writes} writes while idle"
-    );
-    assert!(
-        idle_writes >= 100,
-        "heartbeats must flow while idle: {idle_writes}"
-    );
+    assert!(idle_writes <= 4 * 100 + 4, "{idle_writes} writes while idle");
+    assert!(idle_writes >= 100, "heartbeats must flow while idle: {idle_writes}");
 }
 
 // ----- Stale connections talk after takeover -----
@@ -264,17 +233,8 @@ fn pitfall_peers_lie_ack_beyond_sent() {
     raw.drain();
     raw.feed(&[data(0, 5)]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidAck));
-    assert_eq!(
-        raw.s.poll_event(),
-        Some(Event::Disconnected {
-            reason: Reason::InvalidAck
-        })
-    );
-    assert_eq!(
-        raw.s.stats().unconfirmed_messages,
-        1,
-        "nothing was confirmed by the lie"
-    );
+    assert_eq!(raw.s.poll_event(), Some(Event::Disconnected { reason: Reason::InvalidAck }));
+    assert_eq!(raw.s.stats().unconfirmed_messages, 1, "nothing was confirmed by the lie");
 }
 
 #[test]
@@ -284,12 +244,7 @@ fn pitfall_peers_lie_ack_backwards() {
         raw.s.send(raw.now, Bytes::from_static(b"x")).unwrap();
     }
     raw.drain();
-    raw.feed(&[Frame::Ack(Positions {
-        received: 3,
-        acked: 2,
-        max_seq: 100,
-        max_bytes: 1 << 30,
-    })]);
+    raw.feed(&[Frame::Ack(Positions { received: 3, acked: 2, max_seq: 100, max_bytes: 1 << 30 })]);
     assert_eq!(raw.s.poll_event(), Some(Event::Confirmed { up_to: 1 }));
     raw.feed(&[data(0, 1)]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidAck));
@@ -303,12 +258,7 @@ fn pitfall_peers_lie_resume_position_beyond_sent() {
     s.handle_connected(now, ConnId(1));
     let mut buf = BytesMut::new();
     while s.poll_transmit(now, &mut buf).is_some() {}
-    let positions = Positions {
-        received: 5,
-        acked: 0,
-        max_seq: 10,
-        max_bytes: 100,
-    };
+    let positions = Positions { received: 5, acked: 0, max_seq: 10, max_bytes: 100 };
     let mut b = BytesMut::new();
     Frame::Welcome(Welcome {
         version: 1,
@@ -316,6 +266,7 @@ fn pitfall_peers_lie_resume_position_beyond_sent() {
         session_id: 7,
         secret: [3; 16],
         positions,
+        max_message_size: 1 << 20,
     })
     .encode(&mut b);
     s.handle_input(now, ConnId(1), b.freeze());
@@ -328,9 +279,7 @@ fn pitfall_peers_lie_resume_position_beyond_sent() {
             frames.push(f);
         }
     }
-    assert!(frames.contains(&Frame::ConnClose {
-        reason: Reason::InvalidResumePosition
-    }));
+    assert!(frames.contains(&Frame::ConnClose { reason: Reason::InvalidResumePosition }));
     assert_eq!(s.state(), SessionState::Detached);
 }
 
@@ -352,6 +301,7 @@ fn pitfall_peers_lie_resume_position_behind_confirmed() {
         session_id: id.0,
         secret: [0; 16],
         positions: Positions::default(),
+        max_message_size: 1 << 20,
     });
     let mut b = BytesMut::new();
     hello.encode(&mut b);
@@ -375,6 +325,7 @@ fn pitfall_peers_lie_sequence_gap_and_wrong_direction() {
         session_id: 0,
         secret: [0; 16],
         positions: Positions::default(),
+        max_message_size: 1 << 20,
     });
     raw.feed(&[hello]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame));
@@ -382,10 +333,7 @@ fn pitfall_peers_lie_sequence_gap_and_wrong_direction() {
 
 #[test]
 fn pitfall_peers_lie_beyond_the_window() {
-    let config = Config {
-        receive_window_messages: 2,
-        ..test_config()
-    };
+    let config = Config { receive_window_messages: 2, ..test_config() };
     let mut raw = Raw::new(config, 100);
     raw.feed(&[data(0, 0), data(1, 0), data(2, 0)]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
@@ -395,10 +343,7 @@ fn pitfall_peers_lie_beyond_the_window() {
 /// panics or grows; a close cannot complete and ends as Lost with every message handed back.
 #[test]
 fn pitfall_peers_lie_zero_window_forever() {
-    let config = Config {
-        max_unconfirmed_messages: 10,
-        ..test_config()
-    };
+    let config = Config { max_unconfirmed_messages: 10, ..test_config() };
     let mut raw = Raw::new(config, 0);
     let mut accepted = 0;
     for _ in 0..20 {
@@ -424,11 +369,7 @@ fn pitfall_peers_lie_zero_window_forever() {
     }
     let mut lost = None;
     while let Some(e) = raw.s.poll_event() {
-        if let Event::Lost {
-            reason,
-            unconfirmed,
-        } = e
-        {
+        if let Event::Lost { reason, unconfirmed } = e {
             lost = Some((reason, unconfirmed.len()));
         }
     }
@@ -458,10 +399,7 @@ fn pitfall_close_race_both_sides_close_at_once() {
             let id = n.clients[0].session.id().unwrap();
             n.server.session_mut(id).unwrap().close(now).unwrap();
         });
-        assert!(
-            net.clients[0].app.closed() && net.server_app(0).unwrap().closed(),
-            "seed {seed}"
-        );
+        assert!(net.clients[0].app.closed() && net.server_app(0).unwrap().closed(), "seed {seed}");
     }
 }
 
@@ -474,10 +412,7 @@ fn pitfall_close_race_close_while_detached() {
             let now = n.now;
             n.clients[0].session.close(now).unwrap();
         });
-        assert!(
-            net.clients[0].app.closed() && net.server_app(0).unwrap().closed(),
-            "seed {seed}"
-        );
+        assert!(net.clients[0].app.closed() && net.server_app(0).unwrap().closed(), "seed {seed}");
     }
 }
 
@@ -490,10 +425,7 @@ fn pitfall_close_race_close_while_detached_too_long() {
         n.clients[0].session.close(now).unwrap();
         n.partition(Duration::from_secs(30));
     });
-    assert_eq!(
-        net.clients[0].app.lost().map(|l| *l.0),
-        Some(Reason::CloseTimeout)
-    );
+    assert_eq!(net.clients[0].app.lost().map(|l| *l.0), Some(Reason::CloseTimeout));
     assert!(net.server_app(0).unwrap().lost().is_some());
 }
 
@@ -506,16 +438,10 @@ fn pitfall_close_race_peer_stops_reading() {
     net.run_for(Duration::from_millis(3));
     net.clients[0].session.close(net.now).unwrap();
     assert!(net.run_until(LIMIT, |n| n.clients[0].app.ended()));
-    assert_eq!(
-        net.clients[0].app.lost().map(|l| *l.0),
-        Some(Reason::CloseTimeout)
-    );
+    assert_eq!(net.clients[0].app.lost().map(|l| *l.0), Some(Reason::CloseTimeout));
     net.server_stalled = false;
     assert!(net.run_to_end(LIMIT));
-    assert_eq!(
-        net.server_app(0).unwrap().lost().map(|l| *l.0),
-        Some(Reason::CloseTimeout)
-    );
+    assert_eq!(net.server_app(0).unwrap().lost().map(|l| *l.0), Some(Reason::CloseTimeout));
     check_contract(&net);
 }
 
@@ -546,11 +472,8 @@ fn pitfall_close_race_abort_during_close() {
 /// Replayed messages count once in stats and windows; replay respects the peer's window.
 #[test]
 fn pitfall_replay_respects_flow_control_and_counts_once() {
-    let config = Config {
-        receive_window_messages: 16,
-        receive_window_bytes: 2 << 20,
-        ..test_config()
-    };
+    let config =
+        Config { receive_window_messages: 16, receive_window_bytes: 2 << 20, ..test_config() };
     for seed in 0..10 {
         let mut net = Net::new(config.clone(), 1, seed);
         assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
@@ -625,14 +548,31 @@ fn determinism_same_seed_same_events() {
         net.blackhole(0);
         net.lose_suffix_then_reset(1);
         net.run_for(Duration::from_secs(5));
-        (
-            net.clients
-                .iter()
-                .map(|c| c.app.events.clone())
-                .collect::<Vec<_>>(),
-            net.now,
-            net.steps,
-        )
+        (net.clients.iter().map(|c| c.app.events.clone()).collect::<Vec<_>>(), net.now, net.steps)
     };
     assert_eq!(run(), run());
+}
+
+/// Regression (found in review): the connection dies after the responder got `Close`; on resume
+/// its `CloseAck` arrives right behind its `Welcome`, before the initiator re-sent `Close` on the
+/// new connection. The initiator must accept it (its `Close` went out on the earlier connection).
+#[test]
+fn pitfall_close_race_close_ack_right_after_resume() {
+    for step in 0..60u64 {
+        let mut net = Net::new(test_config(), 1, step);
+        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        net.client_sends(0, 5, 10);
+        net.run_for(Duration::from_millis(50));
+        net.clients[0].session.close(net.now).unwrap();
+        net.run_for(Duration::from_micros(step * 250));
+        net.reset(0);
+        assert!(net.run_to_end(LIMIT));
+        check_contract(&net);
+        assert!(
+            net.clients[0].app.closed(),
+            "step {step}: {:?}",
+            net.clients[0].app.lost().map(|l| *l.0)
+        );
+        assert!(net.server_app(0).unwrap().closed(), "step {step}");
+    }
 }

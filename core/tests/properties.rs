@@ -76,11 +76,7 @@ impl Arbitrary for Schedule {
 
     fn shrink(&self) -> Box<dyn Iterator<Item = Schedule>> {
         let me = self.clone();
-        Box::new(
-            self.ops
-                .shrink()
-                .map(move |ops| Schedule { ops, ..me.clone() }),
-        )
+        Box::new(self.ops.shrink().map(move |ops| Schedule { ops, ..me.clone() }))
     }
 }
 
@@ -193,10 +189,7 @@ fn prop_random_schedules_keep_the_contract() {
         }
         TestResult::passed()
     }
-    QuickCheck::new()
-        .tests(300)
-        .max_tests(1000)
-        .quickcheck(prop as fn(Schedule) -> TestResult);
+    QuickCheck::new().tests(300).max_tests(1000).quickcheck(prop as fn(Schedule) -> TestResult);
 }
 
 // ----- codec -----
@@ -219,14 +212,11 @@ impl Arbitrary for AnyFrame {
             0 => Frame::Hello(Hello {
                 min_version: u16::arbitrary(g),
                 max_version: u16::arbitrary(g),
-                kind: if bool::arbitrary(g) {
-                    HelloKind::New
-                } else {
-                    HelloKind::Resume
-                },
+                kind: if bool::arbitrary(g) { HelloKind::New } else { HelloKind::Resume },
                 session_id: u64::arbitrary(g),
                 secret,
                 positions: p,
+                max_message_size: u32::arbitrary(g),
             }),
             1 => Frame::Welcome(Welcome {
                 version: u16::arbitrary(g),
@@ -234,6 +224,7 @@ impl Arbitrary for AnyFrame {
                 session_id: u64::arbitrary(g),
                 secret,
                 positions: p,
+                max_message_size: u32::arbitrary(g),
             }),
             2 => Frame::Reject {
                 reason,
@@ -246,18 +237,10 @@ impl Arbitrary for AnyFrame {
                 payload: Bytes::from(Vec::<u8>::arbitrary(g)),
             },
             4 => Frame::Ack(p),
-            5 => Frame::Ping {
-                token: u64::arbitrary(g),
-            },
-            6 => Frame::Pong {
-                token: u64::arbitrary(g),
-            },
-            7 => Frame::Close {
-                final_seq: u64::arbitrary(g),
-            },
-            8 => Frame::CloseAck {
-                final_seq: u64::arbitrary(g),
-            },
+            5 => Frame::Ping { token: u64::arbitrary(g) },
+            6 => Frame::Pong { token: u64::arbitrary(g) },
+            7 => Frame::Close { final_seq: u64::arbitrary(g) },
+            8 => Frame::CloseAck { final_seq: u64::arbitrary(g) },
             9 => Frame::CloseDone,
             10 => Frame::Abort { reason },
             _ => Frame::ConnClose { reason },
@@ -288,9 +271,7 @@ fn prop_codec_round_trips_in_any_chunking() {
         }
         got == frames.into_iter().map(|f| f.0).collect::<Vec<_>>() && d.buffered() == 0
     }
-    QuickCheck::new()
-        .tests(2000)
-        .quickcheck(prop as fn(Vec<AnyFrame>, Vec<u16>) -> bool);
+    QuickCheck::new().tests(2000).quickcheck(prop as fn(Vec<AnyFrame>, Vec<u16>) -> bool);
 }
 
 #[test]
@@ -312,9 +293,7 @@ fn prop_random_bytes_never_panic_and_respect_the_limit() {
         }
         true
     }
-    QuickCheck::new()
-        .tests(5000)
-        .quickcheck(prop as fn(Vec<Vec<u8>>) -> bool);
+    QuickCheck::new().tests(5000).quickcheck(prop as fn(Vec<Vec<u8>>) -> bool);
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub(crate) struct CloseState {
     pub(crate) local: bool,
     /// The peer's `Close`: it sent exactly the messages below this.
     pub(crate) peer_final: Option<u64>,
+    /// We sent `Close` (on some connection).
+    pub(crate) sent: bool,
     /// We sent `CloseAck` (on some connection): our view of both directions is complete.
     pub(crate) ack_sent: bool,
 }
@@ -59,6 +61,7 @@ impl Session {
         let c = self.conn.as_mut().filter(|c| c.established)?;
         if self.close.local && own_done && !c.sent_close {
             c.sent_close = true;
+            self.close.sent = true;
             return Some(Frame::Close { final_seq });
         }
         if own_done && peer_done && !c.sent_close_ack {
@@ -82,8 +85,9 @@ impl Session {
 
     /// The peer's `CloseAck`: it is finished; so are we if everything it sent is acknowledged.
     pub(super) fn on_close_ack(&mut self, final_seq: u64) -> Result<(), Reason> {
-        let sent_close = self.conn.as_ref().is_some_and(|c| c.sent_close);
-        if !sent_close
+        // Our Close may have gone out on an earlier connection: a responder that resumed answers
+        // with CloseAck right after its Welcome.
+        if !self.close.sent
             || !self.own_side_done()
             || self.recv.received() != final_seq
             || self.recv.acked() != final_seq
@@ -96,7 +100,7 @@ impl Session {
 
     /// The peer's `CloseDone`: the initiator saw our `CloseAck`.
     pub(super) fn on_close_done(&mut self) -> Result<(), Reason> {
-        if !self.conn.as_ref().is_some_and(|c| c.sent_close_ack) {
+        if !self.close.ack_sent {
             return Err(Reason::UnexpectedFrame);
         }
         self.end_closed(None);
@@ -115,10 +119,16 @@ impl Session {
 
     /// `close_timeout` passed: closed if our `CloseAck` went out (our view is complete), else lost.
     pub(super) fn on_close_timeout(&mut self) {
+        self.give_up(Reason::CloseTimeout, true);
+    }
+
+    /// A timer ended the session: closed if our `CloseAck` went out (our view of both directions
+    /// is complete), else lost with `reason`.
+    pub(super) fn give_up(&mut self, reason: Reason, notify: bool) {
         if self.close.ack_sent && self.own_side_done() {
             self.end_closed(None);
         } else {
-            self.end_lost(Reason::CloseTimeout, true);
+            self.end_lost(reason, notify);
         }
     }
 }

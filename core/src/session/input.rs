@@ -66,10 +66,7 @@ impl Session {
             Frame::ConnClose { reason } => {
                 // The peer is ending this connection; detach without answering.
                 if let Some(c) = self.conn.take() {
-                    self.retiring.push_back(super::Retired {
-                        id: c.id,
-                        last_frame: None,
-                    });
+                    self.retiring.push_back(super::Retired { id: c.id, last_frame: None });
                     self.on_detached(now, reason, true);
                 }
                 Ok(())
@@ -91,10 +88,14 @@ impl Session {
             None if w.resumed => return Err(Reason::MalformedHandshake),
             _ => {}
         }
+        if w.max_message_size == 0 {
+            return Err(Reason::MalformedHandshake);
+        }
         self.check_resume_positions(&w.positions)?;
         self.id = Some(SessionId(w.session_id));
         self.secret = w.secret;
-        self.on_established(now, w.positions);
+        self.version = w.version;
+        self.on_established(now, w.positions, w.max_message_size);
         Ok(())
     }
 
@@ -103,10 +104,12 @@ impl Session {
             // Transient: the server is busy, or our Hello was damaged in flight (any decoding
             // failure: corruption can hit the length or type too); retry with backoff. A peer that
             // keeps failing is bounded by session_timeout.
-            r if r.is_protocol_violation() => self.detach(now, r),
-            Reason::ServerBusy | Reason::TooManyHandshakes | Reason::HandshakeTimeout => {
-                self.detach(now, reason)
-            }
+            Reason::ChecksumMismatch
+            | Reason::FrameTooLarge
+            | Reason::MalformedFrame
+            | Reason::ServerBusy
+            | Reason::TooManyHandshakes
+            | Reason::HandshakeTimeout => self.detach_telling(now, reason, false),
             Reason::SessionClosed => self.on_refused_as_closed(),
             _ => self.end_lost(reason, false),
         }

@@ -19,7 +19,7 @@ use crate::recv_buf::ReceiveBuffer;
 use crate::rtt::RttEstimator;
 use crate::send_buf::SendBuffer;
 use crate::time::Instant;
-use crate::wire::{Decoder, Frame, Hello, Positions, Secret};
+use crate::wire::{Decoder, Frame, Hello, Positions, Secret, PROTOCOL_VERSION};
 
 pub(crate) use close::CloseState;
 
@@ -168,6 +168,10 @@ pub struct Session {
     pub(crate) ever_established: bool,
     pub(crate) stats: Stats,
     pub(crate) next_ping_token: u64,
+    /// Protocol version spoken on the current connection.
+    pub(crate) version: u16,
+    /// Largest message the peer accepts (its `max_message_size`), once a handshake told us.
+    pub(crate) peer_max_message: u32,
     /// The latest `now` seen, for calls that take none (`poll_event`, `ack`).
     pub(crate) last_now: Instant,
 }
@@ -183,11 +187,8 @@ impl Session {
     }
 
     fn new(config: Arc<Config>, role: Role, seed: u64, now: Instant) -> Session {
-        let backoff = Backoff::new(
-            config.reconnect_backoff_initial,
-            config.reconnect_backoff_max,
-            seed,
-        );
+        let backoff =
+            Backoff::new(config.reconnect_backoff_initial, config.reconnect_backoff_max, seed);
         Session {
             config,
             role,
@@ -212,6 +213,8 @@ impl Session {
             ever_established: false,
             stats: Stats::default(),
             next_ping_token: 0,
+            version: PROTOCOL_VERSION,
+            peer_max_message: u32::MAX,
             last_now: now,
         }
     }
@@ -224,11 +227,12 @@ impl Session {
         now: Instant,
         conn: ConnId,
         decoder: Decoder,
+        hello: &Hello,
     ) -> Session {
         let mut s = Session::new(config, Role::Server, id.0, now);
         s.id = Some(id);
         s.secret = secret;
-        s.attach_server(now, conn, decoder, Positions::default());
+        s.attach_server(now, conn, decoder, hello);
         s
     }
 
@@ -245,27 +249,25 @@ impl Session {
         if let Some(old) = self.conn.take() {
             self.retiring.push_back(Retired {
                 id: old.id,
-                last_frame: Some(Frame::ConnClose {
-                    reason: Reason::Replaced,
-                }),
+                last_frame: Some(Frame::ConnClose { reason: Reason::Replaced }),
             });
             if old.established {
-                self.push_event(Event::Disconnected {
-                    reason: Reason::Replaced,
-                });
+                self.push_event(Event::Disconnected { reason: Reason::Replaced });
                 self.stats.disconnects += 1;
             }
         }
-        self.attach_server(now, conn, decoder, hello.positions);
+        self.attach_server(now, conn, decoder, hello);
         Ok(())
     }
 
-    fn attach_server(&mut self, now: Instant, conn: ConnId, decoder: Decoder, client: Positions) {
+    fn attach_server(&mut self, now: Instant, conn: ConnId, decoder: Decoder, hello: &Hello) {
         self.last_now = now;
+        // The endpoint checked that the version ranges overlap: speak the highest common one.
+        self.version = hello.max_version.min(PROTOCOL_VERSION);
         let mut c = Conn::new(conn, decoder, now);
         c.established = true;
         self.conn = Some(c);
-        self.on_established(now, client);
+        self.on_established(now, hello.positions, hello.max_message_size);
         self.process_frames(now);
     }
 
@@ -320,7 +322,7 @@ impl Session {
         if self.close.is_closing() {
             return Err(SendError::Closing(payload));
         }
-        let max = self.config.max_message_size;
+        let max = self.max_message_size();
         if payload.len() as u64 > u64::from(max) {
             return Err(SendError::TooLarge { payload, max });
         }
@@ -335,11 +337,16 @@ impl Session {
         Ok(self.send.push(payload))
     }
 
+    /// Largest message `send` accepts: ours, or the peer's if smaller (known after a handshake).
+    pub fn max_message_size(&self) -> u32 {
+        self.config.max_message_size.min(self.peer_max_message)
+    }
+
     /// True when `send` would accept a message of `len` bytes now.
     pub fn can_send(&self, len: usize) -> bool {
         !self.ended
             && !self.close.is_closing()
-            && len as u64 <= u64::from(self.config.max_message_size)
+            && len as u64 <= u64::from(self.max_message_size())
             && self.send.len() < u64::from(self.config.max_unconfirmed_messages)
             && self.send.bytes() + len as u64 <= self.config.max_unconfirmed_bytes
     }
@@ -351,10 +358,7 @@ impl Session {
             return Err(AckError::NotManual);
         }
         if !self.recv.ack(seq) {
-            return Err(AckError::NotDelivered {
-                seq,
-                delivered: self.recv.delivered(),
-            });
+            return Err(AckError::NotDelivered { seq, delivered: self.recv.delivered() });
         }
         self.note_positions_changed();
         Ok(())
@@ -398,21 +402,14 @@ impl Session {
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
         self.last_now = now;
         if self.ended || self.role != Role::Client {
-            self.retiring.push_back(Retired {
-                id: conn,
-                last_frame: None,
-            });
+            self.retiring.push_back(Retired { id: conn, last_frame: None });
             return;
         }
         if self.conn.is_some() {
             self.detach(now, Reason::Replaced);
         }
         self.reconnect_at = None;
-        self.conn = Some(Conn::new(
-            conn,
-            Decoder::new(self.config.max_frame_size),
-            now,
-        ));
+        self.conn = Some(Conn::new(conn, Decoder::new(self.config.max_frame_size), now));
     }
 
     /// Client side: the connection attempt that `poll_connect` asked for failed.
@@ -495,12 +492,15 @@ impl Session {
 
     /// The current connection is unusable: close it (telling the peer `reason` where it can) and detach.
     pub(crate) fn detach(&mut self, now: Instant, reason: Reason) {
+        self.detach_telling(now, reason, true);
+    }
+
+    /// Like [`detach`](Self::detach), sending `ConnClose` only if `tell` (not after a `Reject`, nor
+    /// to a server still waiting for our `Hello`).
+    pub(crate) fn detach_telling(&mut self, now: Instant, reason: Reason, tell: bool) {
         if let Some(c) = self.conn.take() {
-            let last_frame = Some(Frame::ConnClose { reason });
-            self.retiring.push_back(Retired {
-                id: c.id,
-                last_frame,
-            });
+            let last_frame = tell.then_some(Frame::ConnClose { reason });
+            self.retiring.push_back(Retired { id: c.id, last_frame });
             self.on_detached(now, reason, c.established);
         }
     }
@@ -520,8 +520,9 @@ impl Session {
     }
 
     /// The handshake completed on the current connection; `peer` is the peer's receive state.
-    pub(crate) fn on_established(&mut self, now: Instant, peer: Positions) {
+    pub(crate) fn on_established(&mut self, now: Instant, peer: Positions, peer_max_message: u32) {
         let resumed = self.ever_established;
+        self.peer_max_message = peer_max_message;
         self.ever_established = true;
         self.detached_since = None;
         self.backoff.reset();
@@ -540,6 +541,11 @@ impl Session {
             self.push_event(Event::Resumed);
         } else {
             self.push_event(Event::Connected);
+        }
+        // A message queued before the peer's limit was known, that the peer would refuse on every
+        // connection: the session cannot succeed, so end it now rather than loop.
+        if self.send.largest() > u64::from(peer_max_message) {
+            self.end_lost(Reason::MessageTooLarge, true);
         }
     }
 
@@ -570,13 +576,7 @@ impl Session {
         }
         let unconfirmed = self.send.drain_unconfirmed();
         let frame = notify.then_some(Frame::Abort { reason });
-        self.finish(
-            Event::Lost {
-                reason,
-                unconfirmed,
-            },
-            frame,
-        );
+        self.finish(Event::Lost { reason, unconfirmed }, frame);
     }
 
     /// Ends the session cleanly, sending `last_frame` (e.g. `CloseDone`) if a connection is up.
@@ -594,10 +594,7 @@ impl Session {
         self.ack_pending_since = None;
         if let Some(c) = self.conn.take() {
             let last_frame = if c.established { last_frame } else { None };
-            self.retiring.push_back(Retired {
-                id: c.id,
-                last_frame,
-            });
+            self.retiring.push_back(Retired { id: c.id, last_frame });
         }
     }
 }
@@ -610,10 +607,6 @@ mod tests {
     fn session_is_send_and_small() {
         fn assert_send<T: Send>() {}
         assert_send::<Session>();
-        assert!(
-            core::mem::size_of::<Session>() <= 1024,
-            "{}",
-            core::mem::size_of::<Session>()
-        );
+        assert!(core::mem::size_of::<Session>() <= 1024, "{}", core::mem::size_of::<Session>());
     }
 }

@@ -44,21 +44,19 @@ impl Session {
             Role::Client => Frame::Hello(Hello {
                 min_version: MIN_PROTOCOL_VERSION,
                 max_version: PROTOCOL_VERSION,
-                kind: if self.id.is_some() {
-                    HelloKind::Resume
-                } else {
-                    HelloKind::New
-                },
+                kind: if self.id.is_some() { HelloKind::Resume } else { HelloKind::New },
                 session_id: self.id.map_or(0, |id| id.0),
                 secret: self.secret,
                 positions,
+                max_message_size: self.config.max_message_size,
             }),
             Role::Server => Frame::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
+                version: self.version,
                 resumed: self.stats.reconnects > 0,
                 session_id: self.id.map_or(0, |id| id.0),
                 secret: self.secret,
                 positions,
+                max_message_size: self.config.max_message_size,
             }),
         };
         frame.encode(buf);
@@ -120,9 +118,8 @@ impl Session {
         let Some(c) = self.conn.as_mut() else { return };
         if buf.len() == start && now >= c.last_send + interval {
             Frame::Ping { token }.encode(buf);
-            if c.ping_in_flight.is_none() {
-                c.ping_in_flight = Some((token, now));
-            }
+            // Track the newest ping: a peer answers the latest one it saw.
+            c.ping_in_flight = Some((token, now));
             self.next_ping_token += 1;
         }
     }

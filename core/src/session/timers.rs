@@ -46,9 +46,9 @@ impl Session {
         let conn = self.conn.as_ref();
         let live = conn.filter(|c| c.established);
         match timer {
-            Timer::Handshake => conn
-                .filter(|c| !c.established)
-                .map(|c| c.started + cfg.handshake_timeout),
+            Timer::Handshake => {
+                conn.filter(|c| !c.established).map(|c| c.started + cfg.handshake_timeout)
+            }
             Timer::Idle => live.map(|c| c.last_recv + cfg.idle_timeout),
             Timer::AckProgress => live
                 .filter(|_| self.send.has_in_flight_beyond(self.peer.received))
@@ -64,8 +64,7 @@ impl Session {
     /// The earliest armed deadline: call [`handle_timeout`](Self::handle_timeout) then.
     /// `None` means no timer is armed (the session has ended, or waits only for input).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        ALL.iter()
-            .fold(None, |acc, t| earliest(acc, self.deadline(*t)))
+        ALL.iter().fold(None, |acc, t| earliest(acc, self.deadline(*t)))
     }
 
     /// Acts on every deadline at or before `now`. Harmless at any time, early or repeated.
@@ -76,10 +75,10 @@ impl Session {
             self.on_close_timeout();
         }
         if due(self, Timer::Session) {
-            self.end_lost(Reason::SessionTimeout, false);
+            self.give_up(Reason::SessionTimeout, false);
         }
         if due(self, Timer::Handshake) {
-            self.detach(now, Reason::HandshakeTimeout);
+            self.detach_telling(now, Reason::HandshakeTimeout, false);
         }
         if due(self, Timer::Idle) {
             self.detach(now, Reason::IdleTimeout);

@@ -68,12 +68,7 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder that refuses frames whose length prefix exceeds `max_frame_size`.
     pub fn new(max_frame_size: u32) -> Self {
-        Decoder {
-            max_frame_size,
-            input: Bytes::new(),
-            partial: BytesMut::new(),
-            failed: None,
-        }
+        Decoder { max_frame_size, input: Bytes::new(), partial: BytesMut::new(), failed: None }
     }
 
     /// Adds received bytes. Call [`Decoder::next_frame`] until it returns `Ok(None)` before pushing more,
@@ -169,12 +164,9 @@ impl Decoder {
             return Err(DecodeError::EmptyFrame);
         }
         if len > self.max_frame_size {
-            return Err(DecodeError::FrameTooLarge {
-                len,
-                max: self.max_frame_size,
-            });
+            return Err(DecodeError::FrameTooLarge { len, max: self.max_frame_size });
         }
-        Ok(Some(len as usize + FRAME_OVERHEAD - 1))
+        Ok(Some((len as usize).saturating_add(FRAME_OVERHEAD - 1)))
     }
 }
 
@@ -185,12 +177,7 @@ mod tests {
     use alloc::vec::Vec;
 
     fn samples() -> Vec<Frame> {
-        let p = Positions {
-            received: 5,
-            acked: 4,
-            max_seq: 100,
-            max_bytes: 1 << 40,
-        };
+        let p = Positions { received: 5, acked: 4, max_seq: 100, max_bytes: 1 << 40 };
         alloc::vec![
             Frame::Hello(Hello {
                 min_version: 1,
@@ -198,42 +185,28 @@ mod tests {
                 kind: HelloKind::Resume,
                 session_id: 9,
                 secret: [7; 16],
-                positions: p
+                positions: p,
+                max_message_size: 1000
             }),
             Frame::Welcome(Welcome {
                 version: 1,
                 resumed: true,
                 session_id: 9,
                 secret: [1; 16],
-                positions: p
+                positions: p,
+                max_message_size: 7
             }),
-            Frame::Reject {
-                reason: Reason::BadSecret,
-                min_version: 1,
-                max_version: 1
-            },
-            Frame::Data {
-                seq: 1,
-                ack: 2,
-                payload: Bytes::from_static(b"hello")
-            },
-            Frame::Data {
-                seq: u64::MAX,
-                ack: 0,
-                payload: Bytes::new()
-            },
+            Frame::Reject { reason: Reason::BadSecret, min_version: 1, max_version: 1 },
+            Frame::Data { seq: 1, ack: 2, payload: Bytes::from_static(b"hello") },
+            Frame::Data { seq: u64::MAX, ack: 0, payload: Bytes::new() },
             Frame::Ack(p),
             Frame::Ping { token: 42 },
             Frame::Pong { token: 42 },
             Frame::Close { final_seq: 10 },
             Frame::CloseAck { final_seq: 11 },
             Frame::CloseDone,
-            Frame::Abort {
-                reason: Reason::ApplicationAbort
-            },
-            Frame::ConnClose {
-                reason: Reason::Replaced
-            },
+            Frame::Abort { reason: Reason::ApplicationAbort },
+            Frame::ConnClose { reason: Reason::Replaced },
         ]
     }
 
@@ -287,9 +260,7 @@ mod tests {
         let range = bytes.as_ptr_range();
         let mut d = Decoder::new(1024);
         d.push(bytes.clone());
-        let Some(Frame::Data { payload, .. }) = d.next_frame().unwrap() else {
-            panic!()
-        };
+        let Some(Frame::Data { payload, .. }) = d.next_frame().unwrap() else { panic!() };
         assert!(range.contains(&payload.as_ptr()));
     }
 
@@ -297,10 +268,7 @@ mod tests {
     fn oversized_length_is_refused_before_buffering() {
         let mut d = Decoder::new(100);
         d.push(Bytes::from_static(&[0, 0, 0, 101]));
-        assert_eq!(
-            d.next_frame(),
-            Err(DecodeError::FrameTooLarge { len: 101, max: 100 })
-        );
+        assert_eq!(d.next_frame(), Err(DecodeError::FrameTooLarge { len: 101, max: 100 }));
         assert_eq!(d.buffered(), 0);
         d.push(Bytes::from_static(&[1, 2, 3]));
         assert!(d.next_frame().is_err(), "a failed decoder stays failed");
@@ -308,11 +276,8 @@ mod tests {
 
     #[test]
     fn corruption_is_caught_by_the_checksum() {
-        let bytes = encode_all(&[Frame::Data {
-            seq: 3,
-            ack: 0,
-            payload: Bytes::from_static(b"payload"),
-        }]);
+        let bytes =
+            encode_all(&[Frame::Data { seq: 3, ack: 0, payload: Bytes::from_static(b"payload") }]);
         for i in 4..bytes.len() {
             for bit in 0..8 {
                 let mut v = bytes.to_vec();
@@ -337,10 +302,7 @@ mod tests {
         d.push(out.freeze());
         assert_eq!(
             d.next_frame(),
-            Err(DecodeError::BadLength {
-                frame_type: FrameType::Ping,
-                len: 4
-            })
+            Err(DecodeError::BadLength { frame_type: FrameType::Ping, len: 4 })
         );
 
         let mut out = BytesMut::new();

@@ -87,6 +87,8 @@ pub struct Hello {
     pub secret: Secret,
     /// The client's receive state.
     pub positions: Positions,
+    /// Largest message the client accepts.
+    pub max_message_size: u32,
 }
 
 /// The server's acceptance of a `Hello`.
@@ -102,6 +104,8 @@ pub struct Welcome {
     pub secret: Secret,
     /// The server's receive state.
     pub positions: Positions,
+    /// Largest message the server accepts.
+    pub max_message_size: u32,
 }
 
 /// One decoded frame. Payloads are zero-copy slices of the decoder's input.
@@ -165,8 +169,8 @@ pub enum Frame {
     },
 }
 
-const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32;
-const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32;
+const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32 + 4;
+const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32 + 4;
 
 /// Writes one frame: length, type, the body `body` writes, then the CRC over all of it.
 #[inline]
@@ -229,6 +233,7 @@ impl Frame {
                 o.put_u64(h.session_id);
                 o.put_slice(&h.secret);
                 put_positions(o, &h.positions);
+                o.put_u32(h.max_message_size);
             }),
             Frame::Welcome(w) => put_frame(out, ty, WELCOME_LEN, |o| {
                 o.put_u16(w.version);
@@ -236,12 +241,9 @@ impl Frame {
                 o.put_u64(w.session_id);
                 o.put_slice(&w.secret);
                 put_positions(o, &w.positions);
+                o.put_u32(w.max_message_size);
             }),
-            Frame::Reject {
-                reason,
-                min_version,
-                max_version,
-            } => put_frame(out, ty, 5, |o| {
+            Frame::Reject { reason, min_version, max_version } => put_frame(out, ty, 5, |o| {
                 o.put_u8(reason.code());
                 o.put_u16(*min_version);
                 o.put_u16(*max_version);
@@ -280,10 +282,7 @@ impl Frame {
             if body_len == want {
                 Ok(())
             } else {
-                Err(DecodeError::BadLength {
-                    frame_type: ty,
-                    len: body_len,
-                })
+                Err(DecodeError::BadLength { frame_type: ty, len: body_len })
             }
         };
         let mut b = &frame[5..crc_at];
@@ -306,6 +305,7 @@ impl Frame {
                     session_id,
                     secret,
                     positions: get_positions(&mut b),
+                    max_message_size: b.get_u32(),
                 })
             }
             FrameType::Welcome => {
@@ -324,6 +324,7 @@ impl Frame {
                     session_id,
                     secret,
                     positions: get_positions(&mut b),
+                    max_message_size: b.get_u32(),
                 })
             }
             FrameType::Reject => {
@@ -336,18 +337,11 @@ impl Frame {
             }
             FrameType::Data => {
                 if body_len < 16 {
-                    return Err(DecodeError::BadLength {
-                        frame_type: ty,
-                        len: body_len,
-                    });
+                    return Err(DecodeError::BadLength { frame_type: ty, len: body_len });
                 }
                 let seq = b.get_u64();
                 let ack = b.get_u64();
-                Frame::Data {
-                    seq,
-                    ack,
-                    payload: frame.slice(5 + 16..crc_at),
-                }
+                Frame::Data { seq, ack, payload: frame.slice(5 + 16..crc_at) }
             }
             FrameType::Ack => {
                 fixed(32)?;
@@ -363,15 +357,11 @@ impl Frame {
             }
             FrameType::Close => {
                 fixed(8)?;
-                Frame::Close {
-                    final_seq: b.get_u64(),
-                }
+                Frame::Close { final_seq: b.get_u64() }
             }
             FrameType::CloseAck => {
                 fixed(8)?;
-                Frame::CloseAck {
-                    final_seq: b.get_u64(),
-                }
+                Frame::CloseAck { final_seq: b.get_u64() }
             }
             FrameType::CloseDone => {
                 fixed(0)?;
@@ -379,15 +369,11 @@ impl Frame {
             }
             FrameType::Abort => {
                 fixed(1)?;
-                Frame::Abort {
-                    reason: Reason::from_code(b.get_u8()),
-                }
+                Frame::Abort { reason: Reason::from_code(b.get_u8()) }
             }
             FrameType::ConnClose => {
                 fixed(1)?;
-                Frame::ConnClose {
-                    reason: Reason::from_code(b.get_u8()),
-                }
+                Frame::ConnClose { reason: Reason::from_code(b.get_u8()) }
             }
         };
         Ok(parsed)

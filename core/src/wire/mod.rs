@@ -18,5 +18,10 @@ pub const MIN_PROTOCOL_VERSION: u16 = 1;
 pub const FRAME_OVERHEAD: usize = 4 + 1 + 4;
 /// Bytes a data frame adds to its payload (frame overhead, sequence number, piggybacked ack).
 pub const DATA_OVERHEAD: usize = FRAME_OVERHEAD + 16;
+/// Length field (type byte plus body) of the largest control frame (`Hello`): `max_frame_size` must
+/// be at least this.
+pub const MAX_CONTROL_FRAME_LEN: u32 = 1 + 65;
+/// Length field of a data frame minus its payload (type byte, sequence number, ack).
+pub const DATA_FRAME_LEN: u32 = 1 + 16;
 /// A resume secret: 128 bits issued by the server at session start.
 pub type Secret = [u8; 16];

@@ -1,10 +1,7 @@
 //! Pair harness: one `Endpoint` and any number of client `Session`s over in-memory stream links
 //! with faults, a clock that jumps to the next deadline, and an application model on each side.
 //! The contract checker at the bottom is what every test ends with.
-#![allow(
-    dead_code,
-    reason = "each test file uses a different part of the harness"
-)]
+#![allow(dead_code, reason = "each test file uses a different part of the harness")]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -35,19 +32,14 @@ pub struct App {
 
 impl App {
     pub fn ended(&self) -> bool {
-        self.events
-            .iter()
-            .any(|e| matches!(e, Event::Closed | Event::Lost { .. }))
+        self.events.iter().any(|e| matches!(e, Event::Closed | Event::Lost { .. }))
     }
     pub fn closed(&self) -> bool {
         self.events.iter().any(|e| matches!(e, Event::Closed))
     }
     pub fn lost(&self) -> Option<(&Reason, &Vec<UnconfirmedMessage>)> {
         self.events.iter().find_map(|e| match e {
-            Event::Lost {
-                reason,
-                unconfirmed,
-            } => Some((reason, unconfirmed)),
+            Event::Lost { reason, unconfirmed } => Some((reason, unconfirmed)),
             _ => None,
         })
     }
@@ -182,10 +174,7 @@ impl Net {
     pub fn client_sends(&mut self, i: usize, n: usize, size: usize) {
         let base = self.clients[i].app.outbox.len() + self.clients[i].app.sent.len();
         for k in base..base + n {
-            self.clients[i]
-                .app
-                .outbox
-                .push_back(payload(&format!("c{i}-{k}"), size));
+            self.clients[i].app.outbox.push_back(payload(&format!("c{i}-{k}"), size));
         }
     }
 
@@ -237,9 +226,8 @@ impl Net {
         let Some(conn) = self.current(i) else {
             return false;
         };
-        let mine: Vec<usize> = (0..self.in_flight.len())
-            .filter(|k| self.in_flight[*k].conn == conn)
-            .collect();
+        let mine: Vec<usize> =
+            (0..self.in_flight.len()).filter(|k| self.in_flight[*k].conn == conn).collect();
         if mine.is_empty() {
             return false;
         }
@@ -296,14 +284,9 @@ impl Net {
     /// An unknown suffix of the bytes in flight on client `i`'s connection is lost, then it resets.
     pub fn lose_suffix_then_reset(&mut self, i: usize) {
         if let Some(conn) = self.current(i) {
-            let mine: Vec<usize> = (0..self.in_flight.len())
-                .filter(|k| self.in_flight[*k].conn == conn)
-                .collect();
-            let keep = if mine.is_empty() {
-                0
-            } else {
-                (self.rand() as usize) % (mine.len() + 1)
-            };
+            let mine: Vec<usize> =
+                (0..self.in_flight.len()).filter(|k| self.in_flight[*k].conn == conn).collect();
+            let keep = if mine.is_empty() { 0 } else { (self.rand() as usize) % (mine.len() + 1) };
             // Deliver the kept prefix now, drop the rest.
             let mut deliver = Vec::new();
             for (n, k) in mine.iter().enumerate().rev() {
@@ -339,12 +322,8 @@ impl Net {
             self.kill(conn);
         }
         self.generation += 1;
-        self.server = Endpoint::new(
-            self.config.clone(),
-            key(self.rng, self.generation),
-            self.now,
-        )
-        .unwrap();
+        self.server =
+            Endpoint::new(self.config.clone(), key(self.rng, self.generation), self.now).unwrap();
     }
 
     fn kill(&mut self, conn: ConnId) {
@@ -456,9 +435,7 @@ impl Net {
             (Chunk::Fin, false) if c.client_open => {
                 c.client_open = false;
                 let client = c.client;
-                self.clients[client]
-                    .session
-                    .handle_disconnected(now, f.conn);
+                self.clients[client].session.handle_disconnected(now, f.conn);
                 if self.clients[client].conn == Some(f.conn) {
                     self.clients[client].conn = None;
                 }
@@ -490,11 +467,7 @@ impl Net {
     fn observe_limits(&mut self) {
         let mut stats: Vec<_> = self.clients.iter().map(|c| c.session.stats()).collect();
         let ids: Vec<SessionId> = self.server.session_ids().collect();
-        stats.extend(
-            ids.iter()
-                .filter_map(|id| self.server.session(*id))
-                .map(|s| s.stats()),
-        );
+        stats.extend(ids.iter().filter_map(|id| self.server.session(*id)).map(|s| s.stats()));
         for s in stats {
             self.max_buffered_receive = self.max_buffered_receive.max(s.buffered_receive_bytes);
             self.max_unconfirmed = self.max_unconfirmed.max(s.unconfirmed_bytes);
@@ -561,12 +534,8 @@ impl Net {
         let mut moved = false;
         let manual = self.config.ack_mode == AckMode::Manual;
         // Application sends first, so they go out in this round.
-        let keys: Vec<(u32, SessionId)> = self
-            .server_apps
-            .keys()
-            .copied()
-            .filter(|(g, _)| *g == self.generation)
-            .collect();
+        let keys: Vec<(u32, SessionId)> =
+            self.server_apps.keys().copied().filter(|(g, _)| *g == self.generation).collect();
         for key in keys {
             let app = self.server_apps.get_mut(&key).unwrap();
             if let Some(s) = self.server.session_mut(key.1) {
@@ -606,11 +575,7 @@ impl Net {
         let Some(link) = self.conns.get_mut(&conn) else {
             return;
         };
-        let open = if from_client {
-            link.client_open
-        } else {
-            link.server_open
-        };
+        let open = if from_client { link.client_open } else { link.server_open };
         if !open {
             return;
         }
@@ -657,12 +622,7 @@ impl Net {
             }
         }
         if close {
-            self.in_flight.push_back(InFlight {
-                at,
-                conn,
-                to_server,
-                chunk: Chunk::Fin,
-            });
+            self.in_flight.push_back(InFlight { at, conn, to_server, chunk: Chunk::Fin });
         }
     }
 
@@ -699,10 +659,7 @@ fn record(app: &mut App, e: &Event) {
     match e {
         Event::Message { seq, payload } => app.delivered.push((*seq, payload.clone())),
         Event::Confirmed { up_to } => {
-            assert!(
-                app.confirmed.is_none_or(|c| c < *up_to),
-                "Confirmed went backwards"
-            );
+            assert!(app.confirmed.is_none_or(|c| c < *up_to), "Confirmed went backwards");
             app.confirmed = Some(*up_to);
         }
         _ => {}
@@ -748,19 +705,13 @@ pub fn check_direction(label: &str, from: &App, to: Option<&App>) {
     let empty = App::default();
     let to = to.unwrap_or(&empty);
     // 1. Delivered is a gap-free, duplicate-free, byte-identical prefix of sent.
-    assert!(
-        to.delivered.len() <= from.sent.len(),
-        "{label}: delivered more than sent"
-    );
+    assert!(to.delivered.len() <= from.sent.len(), "{label}: delivered more than sent");
     for (k, (seq, p)) in to.delivered.iter().enumerate() {
         assert_eq!(*seq, k as u64, "{label}: gap or duplicate at {k}");
         assert_eq!(p, &from.sent[k].1, "{label}: payload {k} differs");
     }
     for (k, (seq, _)) in from.sent.iter().enumerate() {
-        assert_eq!(
-            *seq, k as u64,
-            "{label}: send sequence numbers not consecutive"
-        );
+        assert_eq!(*seq, k as u64, "{label}: send sequence numbers not consecutive");
     }
     // 2. Confirmed only what the peer delivered (and, in manual mode, acked).
     let confirmed = from.confirmed.map_or(0, |c| c + 1) as usize;
@@ -772,21 +723,12 @@ pub fn check_direction(label: &str, from: &App, to: Option<&App>) {
     // 3. Lost hands back exactly the unconfirmed suffix; Closed means everything confirmed.
     if let Some((_, unconfirmed)) = from.lost() {
         let expected: Vec<(u64, Bytes)> = from.sent[confirmed..].to_vec();
-        let got: Vec<(u64, Bytes)> = unconfirmed
-            .iter()
-            .map(|m| (m.seq, m.payload.clone()))
-            .collect();
-        assert_eq!(
-            got, expected,
-            "{label}: Lost must return exactly the unconfirmed suffix"
-        );
+        let got: Vec<(u64, Bytes)> =
+            unconfirmed.iter().map(|m| (m.seq, m.payload.clone())).collect();
+        assert_eq!(got, expected, "{label}: Lost must return exactly the unconfirmed suffix");
     }
     if from.closed() {
-        assert_eq!(
-            confirmed,
-            from.sent.len(),
-            "{label}: Closed with unconfirmed messages"
-        );
+        assert_eq!(confirmed, from.sent.len(), "{label}: Closed with unconfirmed messages");
         assert_eq!(
             to.delivered.len(),
             from.sent.len(),
@@ -813,11 +755,7 @@ pub fn check_contract(net: &Net) {
             continue;
         };
         // The server app of this session lives in the generation in which it was created.
-        let server = net
-            .server_apps
-            .iter()
-            .find(|((_, sid), _)| *sid == id)
-            .map(|(_, a)| a);
+        let server = net.server_apps.iter().find(|((_, sid), _)| *sid == id).map(|(_, a)| a);
         seen.insert(id);
         check_direction(&format!("client {i} -> server"), &c.app, server);
         if let Some(s) = server {
