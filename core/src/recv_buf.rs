@@ -112,10 +112,14 @@ impl ReceiveBuffer {
         if mode == AckMode::OnDelivery {
             self.acked = self.delivered;
         }
-        if self.queue.is_empty() && self.queue.capacity() > 64 {
+        Some((seq, payload))
+    }
+
+    /// Frees the queue's capacity if nothing waits.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.queue.is_empty() {
             self.queue = VecDeque::new();
         }
-        Some((seq, payload))
     }
 
     /// Acknowledges every delivered message up to and including `seq`. Returns false if `seq` was

@@ -113,10 +113,14 @@ impl SendBuffer {
             sample = e.sent_at;
         }
         self.cursor = self.cursor.max(self.base_seq);
-        if self.entries.is_empty() && self.entries.capacity() > 64 {
+        sample
+    }
+
+    /// Frees the buffer's capacity if nothing is held.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.entries.is_empty() {
             self.entries = VecDeque::new();
         }
-        sample
     }
 
     /// Starts writing from `position` on a new connection (the peer's receive position).

@@ -63,6 +63,18 @@ pub enum SessionState {
     Ended,
 }
 
+/// The counters of `Stats` that are not derived from other state.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) messages_sent: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) messages_received: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) replayed_messages: u64,
+    pub(crate) reconnects: u64,
+    pub(crate) disconnects: u64,
+}
+
 /// A connection the session is attached to.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -166,7 +178,7 @@ pub struct Session {
     pub(crate) reconnect_at: Option<Instant>,
     pub(crate) detached_since: Option<Instant>,
     pub(crate) ever_established: bool,
-    pub(crate) stats: Stats,
+    pub(crate) stats: Counters,
     pub(crate) next_ping_token: u64,
     /// Protocol version spoken on the current connection.
     pub(crate) version: u16,
@@ -211,7 +223,7 @@ impl Session {
             reconnect_at: None,
             detached_since: Some(now),
             ever_established: false,
-            stats: Stats::default(),
+            stats: Counters::default(),
             next_ping_token: 0,
             version: PROTOCOL_VERSION,
             peer_max_message: u32::MAX,
@@ -305,7 +317,13 @@ impl Session {
             unconfirmed_bytes: self.send.bytes(),
             buffered_receive_messages: queued,
             buffered_receive_bytes: queued_bytes,
-            ..self.stats.clone()
+            messages_sent: self.stats.messages_sent,
+            bytes_sent: self.stats.bytes_sent,
+            messages_received: self.stats.messages_received,
+            bytes_received: self.stats.bytes_received,
+            replayed_messages: self.stats.replayed_messages,
+            reconnects: self.stats.reconnects,
+            disconnects: self.stats.disconnects,
         }
     }
 

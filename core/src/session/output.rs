@@ -121,6 +121,16 @@ impl Session {
             // Track the newest ping: a peer answers the latest one it saw.
             c.ping_in_flight = Some((token, now));
             self.next_ping_token += 1;
+            self.release_idle_memory();
+        }
+    }
+
+    /// Idle for a heartbeat interval: give back buffer capacity kept for bursts.
+    fn release_idle_memory(&mut self) {
+        self.send.release_if_empty();
+        self.recv.release_if_empty();
+        if self.events.is_empty() {
+            self.events = alloc::collections::VecDeque::new();
         }
     }
 

@@ -99,11 +99,9 @@ impl Decoder {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        match self.next_raw() {
-            Ok(Some(raw)) => Frame::parse(raw).map(Some).map_err(|e| self.fail(e)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(self.fail(e)),
-        }
+        let result =
+            if self.partial.is_empty() { self.next_in_input() } else { self.next_in_partial() };
+        result.map_err(|e| self.fail(e))
     }
 
     fn fail(&mut self, e: DecodeError) -> DecodeError {
@@ -113,18 +111,29 @@ impl Decoder {
         e
     }
 
-    /// The next whole frame's bytes (length prefix through CRC), zero-copy where possible.
-    fn next_raw(&mut self) -> Result<Option<Bytes>, DecodeError> {
-        if self.partial.is_empty() {
-            let Some(total) = self.total_len(&self.input)? else {
-                return Ok(self.stash_input());
-            };
-            if self.input.len() >= total {
-                return Ok(Some(self.input.split_to(total)));
+    /// A frame wholly inside `input` is parsed in place: only its payload becomes a (zero-copy)
+    /// `Bytes`, which saves reference-count traffic on the hot path. A frame that is not wholly
+    /// there yet is stashed in `partial`.
+    fn next_in_input(&mut self) -> Result<Option<Frame>, DecodeError> {
+        match self.total_len(&self.input)? {
+            Some(total) if self.input.len() >= total => {
+                let frame = Frame::parse_in(&self.input, total);
+                if self.input.len() == total {
+                    self.input = Bytes::new();
+                } else {
+                    self.input.advance(total);
+                }
+                frame.map(Some)
             }
-            return Ok(self.stash_input());
+            _ => {
+                self.stash_input();
+                Ok(None)
+            }
         }
-        // Complete the length prefix first, then the frame.
+    }
+
+    /// Completes the frame that spans pushes: its length prefix first, then the rest.
+    fn next_in_partial(&mut self) -> Result<Option<Frame>, DecodeError> {
         if self.partial.len() < 4 {
             let take = (4 - self.partial.len()).min(self.input.len());
             self.partial.extend_from_slice(&self.input[..take]);
@@ -142,16 +151,15 @@ impl Decoder {
             return Ok(None);
         }
         let raw = core::mem::take(&mut self.partial).freeze();
-        Ok(Some(raw))
+        Frame::parse(raw).map(Some)
     }
 
     /// Moves the unconsumed input into the partial buffer; nothing more to return yet.
-    fn stash_input(&mut self) -> Option<Bytes> {
+    fn stash_input(&mut self) {
         if !self.input.is_empty() {
             self.partial.extend_from_slice(&self.input);
             self.input = Bytes::new();
         }
-        None
     }
 
     /// Total frame length from a buffer starting at a frame boundary, once its prefix is there.

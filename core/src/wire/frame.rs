@@ -265,6 +265,13 @@ impl Frame {
 
     /// Parses a whole frame (length prefix through CRC) whose length was already checked.
     pub(super) fn parse(frame: Bytes) -> Result<Frame, DecodeError> {
+        let len = frame.len();
+        Self::parse_in(&frame, len)
+    }
+
+    /// Parses the whole frame at the start of `buf`, `total` bytes long; slices only the payload.
+    pub(super) fn parse_in(buf: &Bytes, total: usize) -> Result<Frame, DecodeError> {
+        let frame = &buf[..total];
         let crc_at = frame.len() - 4;
         let expected = u32::from_be_bytes([
             frame[crc_at],
@@ -341,7 +348,7 @@ impl Frame {
                 }
                 let seq = b.get_u64();
                 let ack = b.get_u64();
-                Frame::Data { seq, ack, payload: frame.slice(5 + 16..crc_at) }
+                Frame::Data { seq, ack, payload: buf.slice(5 + 16..crc_at) }
             }
             FrameType::Ack => {
                 fixed(32)?;
