@@ -117,8 +117,18 @@ pub struct Net {
 
 impl Net {
     pub fn new(config: Config, clients: usize, seed: u64) -> Net {
+        Net::with_server_config(config.clone(), config, clients, seed)
+    }
+
+    /// Clients run `config`, the server `server_config`.
+    pub fn with_server_config(
+        config: Config,
+        server_config: Config,
+        clients: usize,
+        seed: u64,
+    ) -> Net {
         let now = Instant::from_millis(1_000);
-        let server = Endpoint::new(config.clone(), key(seed, 0), now).unwrap();
+        let server = Endpoint::new(server_config, key(seed, 0), now).unwrap();
         let clients = (0..clients)
             .map(|i| Client {
                 session: Session::client(config.clone(), seed ^ ((i as u64 + 1) * 0x9E37), now)

@@ -1,0 +1,281 @@
+//! The server endpoint: handshake refusals, table limits, timeouts and secrets.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions};
+use tether_core::{Config, ConnId, Duration, Endpoint, Event, Instant, Reason, Session, Transmit};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn hello(kind: HelloKind, min: u16, max: u16) -> Frame {
+    Frame::Hello(Hello {
+        min_version: min,
+        max_version: max,
+        kind,
+        session_id: 0,
+        secret: [0; 16],
+        positions: Positions::default(),
+        max_message_size: 1 << 20,
+    })
+}
+
+/// Sends `bytes` on a fresh raw connection and returns the frames the endpoint answered with and
+/// whether it closed the connection.
+fn answer(ep: &mut Endpoint, now: Instant, conn: ConnId, bytes: Bytes) -> (Vec<Frame>, bool) {
+    ep.handle_connected(now, conn);
+    ep.handle_input(now, conn, bytes);
+    drain(ep, now, conn)
+}
+
+fn drain(ep: &mut Endpoint, now: Instant, conn: ConnId) -> (Vec<Frame>, bool) {
+    let mut frames = Vec::new();
+    let mut closed = false;
+    let mut buf = BytesMut::new();
+    while let Some(t) = ep.poll_transmit(now, &mut buf) {
+        let bytes = buf.split().freeze();
+        let (Transmit::Write(c) | Transmit::Close(c)) = t;
+        if c != conn {
+            continue;
+        }
+        let mut d = Decoder::new(1 << 20);
+        d.push(bytes);
+        while let Ok(Some(f)) = d.next_frame() {
+            frames.push(f);
+        }
+        closed |= matches!(t, Transmit::Close(_));
+    }
+    (frames, closed)
+}
+
+fn encoded(f: &Frame) -> Bytes {
+    let mut b = BytesMut::new();
+    f.encode(&mut b);
+    b.freeze()
+}
+
+fn endpoint(config: Config) -> Endpoint {
+    Endpoint::new(config, [1; 32], Instant::ZERO).unwrap()
+}
+
+fn rejected_with(frames: &[Frame]) -> Option<Reason> {
+    frames.iter().find_map(|f| match f {
+        Frame::Reject { reason, .. } => Some(*reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn unknown_version_is_rejected_with_the_supported_range() {
+    let mut ep = endpoint(test_config());
+    let (frames, closed) =
+        answer(&mut ep, Instant::ZERO, ConnId(1), encoded(&hello(HelloKind::New, 7, 9)));
+    assert!(closed);
+    assert_eq!(
+        frames,
+        vec![Frame::Reject { reason: Reason::UnsupportedVersion, min_version: 1, max_version: 1 }]
+    );
+    assert_eq!(ep.session_count(), 0);
+}
+
+#[test]
+fn malformed_start_is_rejected() {
+    let mut ep = endpoint(test_config());
+    // A valid frame that is not a Hello.
+    let (frames, closed) =
+        answer(&mut ep, Instant::ZERO, ConnId(1), encoded(&Frame::Ping { token: 1 }));
+    assert!(closed);
+    assert_eq!(rejected_with(&frames), Some(Reason::MalformedHandshake));
+    // Garbage.
+    let (frames, _) =
+        answer(&mut ep, Instant::ZERO, ConnId(2), Bytes::from_static(b"\x00\x00\x00\x05hello...."));
+    assert_eq!(rejected_with(&frames), Some(Reason::ChecksumMismatch));
+    // A declared length far beyond a Hello: refused before buffering.
+    let (frames, _) =
+        answer(&mut ep, Instant::ZERO, ConnId(3), Bytes::from_static(b"\x00\x10\x00\x00"));
+    assert_eq!(rejected_with(&frames), Some(Reason::FrameTooLarge));
+    // A "new session" Hello that claims to have received messages.
+    let mut h = hello(HelloKind::New, 1, 1);
+    if let Frame::Hello(h) = &mut h {
+        h.positions.received = 3;
+        h.positions.acked = 3;
+    }
+    let (frames, _) = answer(&mut ep, Instant::ZERO, ConnId(4), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::MalformedHandshake));
+    assert_eq!((ep.session_count(), ep.handshake_count(), ep.connection_count()), (0, 0, 0));
+}
+
+#[test]
+fn unknown_session_and_bad_secret_are_rejected() {
+    let mut net = Net::new(test_config(), 1, 1);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let id = net.clients[0].session.id().unwrap();
+    let mut h = hello(HelloKind::Resume, 1, 1);
+    if let Frame::Hello(h) = &mut h {
+        h.session_id = id.0 ^ 1;
+    }
+    let (frames, _) = answer(&mut net.server, net.now, ConnId(900), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::UnknownSession));
+    if let Frame::Hello(h) = &mut h {
+        h.session_id = id.0;
+        h.secret = [9; 16];
+    }
+    let (frames, _) = answer(&mut net.server, net.now, ConnId(901), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::BadSecret));
+}
+
+#[test]
+fn handshake_timeout_closes_silent_connections() {
+    let mut ep = endpoint(test_config());
+    ep.handle_connected(Instant::ZERO, ConnId(1));
+    ep.handle_input(Instant::ZERO, ConnId(1), Bytes::from_static(b"\x00\x00"));
+    assert_eq!(ep.handshake_count(), 1);
+    let deadline = ep.poll_timeout().unwrap();
+    assert_eq!(deadline, Instant::ZERO + test_config().handshake_timeout);
+    ep.handle_timeout(deadline);
+    let (frames, closed) = drain(&mut ep, deadline, ConnId(1));
+    assert!(closed);
+    assert_eq!(rejected_with(&frames), Some(Reason::HandshakeTimeout));
+    assert_eq!((ep.handshake_count(), ep.connection_count()), (0, 0));
+}
+
+#[test]
+fn client_handshake_timeout_reconnects() {
+    // The server never answers: the client gives up the connection after handshake_timeout and
+    // tries again with backoff.
+    let now = Instant::ZERO;
+    let mut s = Session::client(test_config(), 1, now).unwrap();
+    assert!(s.poll_connect(now));
+    s.handle_connected(now, ConnId(1));
+    let mut buf = BytesMut::new();
+    while s.poll_transmit(now, &mut buf).is_some() {}
+    let t = s.poll_timeout().unwrap();
+    assert_eq!(t, now + test_config().handshake_timeout);
+    s.handle_timeout(t);
+    assert_eq!(s.poll_transmit(t, &mut buf), Some(Transmit::Close(ConnId(1))));
+    let retry = s.poll_timeout().unwrap();
+    assert!(retry <= t + test_config().reconnect_backoff_initial);
+    assert!(s.poll_connect(retry));
+}
+
+#[test]
+fn handshake_limit_refuses_beyond_max_handshakes() {
+    let config = Config { max_handshakes: 3, ..test_config() };
+    let mut ep = endpoint(config);
+    for c in 0..3 {
+        ep.handle_connected(Instant::ZERO, ConnId(c));
+    }
+    let (frames, closed) = answer(&mut ep, Instant::ZERO, ConnId(3), Bytes::new());
+    assert!(closed);
+    assert_eq!(rejected_with(&frames), Some(Reason::TooManyHandshakes));
+    assert_eq!(ep.handshake_count(), 3);
+}
+
+#[test]
+fn session_limit_refuses_new_sessions_and_the_client_retries() {
+    let config = Config { max_sessions: 2, ..test_config() };
+    let mut net = Net::new(config, 3, 5);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.server.session_count(), 2);
+    let waiting = net.clients.iter().filter(|c| c.session.id().is_none()).count();
+    assert_eq!(waiting, 1, "the third client is refused (ServerBusy) and keeps retrying");
+    // One session closes: the third client gets in.
+    let i = net.clients.iter().position(|c| c.session.id().is_some()).unwrap();
+    net.clients[i].session.close(net.now).unwrap();
+    assert!(net.run_until(LIMIT, |n| n
+        .clients
+        .iter()
+        .filter(|c| c.session.id().is_some())
+        .count()
+        == 3));
+}
+
+#[test]
+fn detached_limit_evicts_the_longest_detached() {
+    let config = Config { max_detached_sessions: 1, ..test_config() };
+    let mut net = Net::new(config, 3, 6);
+    assert!(net.run_until(LIMIT, |n| (0..3).all(|i| n.server_app(i).is_some())));
+    // Partition everything: all three server sessions detach; only one may stay.
+    net.partition(Duration::from_secs(3));
+    assert!(net.run_until(LIMIT, |n| n.server.session_count() == 1));
+    let evicted = net
+        .server_apps
+        .values()
+        .filter(|a| a.lost().map(|l| *l.0) == Some(Reason::Evicted))
+        .count();
+    assert_eq!(evicted, 2);
+    net.run_for(Duration::from_secs(5));
+    // The evicted sessions' clients learn it when they resume.
+    let refused = net.clients.iter().filter(|c| c.app.lost().is_some()).count();
+    assert_eq!(refused, 2);
+    check_contract(&net);
+}
+
+#[test]
+fn detached_sessions_expire_after_session_timeout() {
+    let mut net = Net::new(test_config(), 1, 7);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 10, 10);
+    net.run_for(Duration::from_millis(2));
+    net.partition(Duration::from_secs(60));
+    let t0 = net.now;
+    assert!(net.run_until(LIMIT, |n| n.server.session_count() == 0));
+    let timeout = test_config().session_timeout;
+    assert!(net.now - t0 <= timeout + test_config().idle_timeout + Duration::from_millis(1));
+    assert_eq!(net.server_app(0).unwrap().lost().map(|l| *l.0), Some(Reason::SessionTimeout));
+    // The client gives up on its own as well, with the exact unconfirmed list.
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.ended()));
+    check_contract(&net);
+}
+
+#[test]
+fn ids_and_secrets_are_deterministic_per_key_and_differ_across_keys() {
+    let id_for = |key: [u8; 32]| {
+        let mut ep = Endpoint::new(test_config(), key, Instant::ZERO).unwrap();
+        ep.handle_connected(Instant::ZERO, ConnId(1));
+        ep.handle_input(Instant::ZERO, ConnId(1), encoded(&hello(HelloKind::New, 1, 1)));
+        let (frames, _) = drain(&mut ep, Instant::ZERO, ConnId(1));
+        match &frames[0] {
+            Frame::Welcome(w) => (w.session_id, w.secret),
+            f => panic!("{f:?}"),
+        }
+    };
+    assert_eq!(id_for([1; 32]), id_for([1; 32]));
+    assert_ne!(id_for([1; 32]), id_for([2; 32]));
+    assert_ne!(id_for([1; 32]).1, [0; 16]);
+}
+
+#[test]
+fn a_closed_session_answers_late_resumes_with_session_closed() {
+    let mut net = Net::new(test_config(), 1, 8);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let id = net.clients[0].session.id().unwrap();
+    net.clients[0].session.close(net.now).unwrap();
+    assert!(net.run_to_end(LIMIT));
+    assert_eq!(net.server.session_count(), 0);
+    // A resume with the right secret is impossible to forge from here; a wrong one is BadSecret,
+    // which shows the tombstone is kept (an unknown id would say UnknownSession).
+    let mut h = hello(HelloKind::Resume, 1, 1);
+    if let Frame::Hello(h) = &mut h {
+        h.session_id = id.0;
+    }
+    let (frames, _) = answer(&mut net.server, net.now, ConnId(999), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::BadSecret));
+}
+
+#[test]
+fn endpoint_and_session_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Endpoint>();
+    assert_send::<Session>();
+}
+
+#[test]
+fn first_event_of_a_server_session_is_connected() {
+    let mut net = Net::new(test_config(), 2, 9);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some() && n.server_app(1).is_some()));
+    for app in net.server_apps.values() {
+        assert_eq!(app.events.first(), Some(&Event::Connected));
+    }
+}

@@ -1,0 +1,161 @@
+//! The session API itself: misuse errors, delayed acks, statistics.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use tether_core::{AckError, AckMode, CloseError, Config, Duration, SendError};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn misuse_is_reported_at_the_call_and_hands_the_message_back() {
+    let mut net = Net::new(test_config(), 1, 1);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let now = net.now;
+    let s = &mut net.clients[0].session;
+    let big = Bytes::from(vec![0u8; test_config().max_message_size as usize + 1]);
+    assert!(
+        matches!(s.send(now, big.clone()), Err(SendError::TooLarge { payload, .. }) if payload == big)
+    );
+    assert_eq!(s.ack(0), Err(AckError::NotManual));
+    s.close(now).unwrap();
+    s.close(now).unwrap(); // idempotent
+    let m = Bytes::from_static(b"late");
+    assert_eq!(s.send(now, m.clone()), Err(SendError::Closing(m.clone())));
+    assert!(net.run_to_end(LIMIT));
+    let s = &mut net.clients[0].session;
+    assert_eq!(s.send(net.now, m.clone()), Err(SendError::Ended(m)));
+    assert_eq!(s.close(net.now), Err(CloseError::Ended));
+    s.abort(net.now); // harmless after the end
+    assert!(s.poll_event().is_none());
+}
+
+#[test]
+fn backpressure_hands_the_message_back_and_clears_on_confirmation() {
+    let config = Config { max_unconfirmed_messages: 4, ..test_config() };
+    let mut net = Net::new(config, 1, 2);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let now = net.now;
+    let s = &mut net.clients[0].session;
+    for _ in 0..4 {
+        s.send(now, Bytes::from_static(b"x")).unwrap();
+    }
+    assert!(!s.can_send(1));
+    let m = Bytes::from_static(b"fifth");
+    assert_eq!(s.send(now, m.clone()), Err(SendError::Backpressure(m)));
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(3)));
+    assert!(net.clients[0].session.can_send(1));
+}
+
+#[test]
+fn delayed_ack_by_count() {
+    // With a long ack_delay, a standalone ack still goes out after `ack_every` messages.
+    let config = Config { ack_every: 8, ack_delay: Duration::from_millis(400), ..test_config() };
+    let mut net = Net::new(config, 1, 3);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 8, 10);
+    // One round trip (2 x 5 ms latency) plus slack: far below ack_delay.
+    assert!(net.run_until(Duration::from_millis(30), |n| n.clients[0].app.confirmed == Some(7)));
+}
+
+#[test]
+fn delayed_ack_by_time() {
+    // Fewer than `ack_every` messages: the ack waits for ack_delay, not longer.
+    let config = Config { ack_every: 100, ack_delay: Duration::from_millis(50), ..test_config() };
+    let mut net = Net::new(config, 1, 4);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 3, 10);
+    let t0 = net.now;
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(2)));
+    let took = net.now - t0;
+    assert!(took >= Duration::from_millis(50), "acked before ack_delay: {took:?}");
+    assert!(took <= Duration::from_millis(50 + 10 + 1), "acked late: {took:?}");
+}
+
+#[test]
+fn acks_piggyback_on_data() {
+    // Both sides send: acks ride on data frames, so confirmations come before ack_delay.
+    let config = Config { ack_every: 1000, ack_delay: Duration::from_millis(400), ..test_config() };
+    let mut net = Net::new(config, 1, 5);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 1, 10);
+    net.run_for(Duration::from_millis(6)); // the server has delivered it
+    net.server_sends(0, 1, 10); // its data frame carries the ack
+    assert!(net.run_until(Duration::from_millis(20), |n| n.clients[0].app.confirmed == Some(0)));
+}
+
+#[test]
+fn manual_ack_confirms_only_acked_messages() {
+    let config = Config { ack_mode: AckMode::Manual, ..test_config() };
+    let mut net = Net::new(config, 1, 6);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.clients[0].app.stalled = true;
+    net.server_sends(0, 10, 10);
+    net.run_for(Duration::from_millis(100));
+    let s = &mut net.clients[0].session;
+    let mut delivered = Vec::new();
+    while let Some(e) = s.poll_event() {
+        if let tether_core::Event::Message { seq, .. } = e {
+            delivered.push(seq);
+        }
+    }
+    assert_eq!(delivered.len(), 10);
+    assert_eq!(s.ack(10), Err(AckError::NotDelivered { seq: 10, delivered: 10 }));
+    s.ack(3).unwrap();
+    s.ack(1).unwrap(); // behind: harmless
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.server_app(0).unwrap().confirmed, Some(3));
+}
+
+#[test]
+fn stats_report_rtt_traffic_and_buffers() {
+    let mut net = Net::new(test_config(), 1, 7);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 100, 64);
+    net.server_sends(0, 50, 32);
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(99)
+        && n.server_app(0).unwrap().confirmed == Some(49)));
+    net.run_for(Duration::from_secs(1)); // a few heartbeats
+    let st = net.clients[0].session.stats();
+    let rtt = st.rtt.expect("rtt measured");
+    // Link latency is 5 ms each way.
+    assert!(rtt >= Duration::from_millis(10) && rtt <= Duration::from_millis(25), "{rtt:?}");
+    assert!(st.rtt_var.is_some());
+    assert_eq!((st.messages_sent, st.bytes_sent), (100, 6400));
+    assert_eq!((st.messages_received, st.bytes_received), (50, 1600));
+    assert_eq!((st.unconfirmed_messages, st.unconfirmed_bytes), (0, 0));
+    assert_eq!((st.buffered_receive_messages, st.buffered_receive_bytes), (0, 0));
+    assert_eq!((st.reconnects, st.disconnects, st.replayed_messages), (0, 0, 0));
+    net.reset(0);
+    assert!(net.run_until(LIMIT, |n| n.clients[0].session.stats().reconnects == 1));
+    assert_eq!(net.clients[0].session.stats().disconnects, 1);
+}
+
+#[test]
+fn peer_message_limit_is_learned_in_the_handshake() {
+    // The server accepts smaller messages than the client: send() learns the smaller limit.
+    let mut net = Net::new(test_config(), 1, 8);
+    net.config = test_config();
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    assert_eq!(net.clients[0].session.max_message_size(), test_config().max_message_size);
+    let small = Config { max_message_size: 1000, max_frame_size: 1100, ..test_config() };
+    let mut net = Net::with_server_config(test_config(), small, 1, 8);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    assert_eq!(net.clients[0].session.max_message_size(), 1000);
+    let r = net.clients[0].session.send(net.now, Bytes::from(vec![1u8; 1001]));
+    assert!(matches!(r, Err(SendError::TooLarge { max: 1000, .. })));
+}
+
+#[test]
+fn a_queued_message_the_peer_can_never_accept_ends_the_session() {
+    // Queued before the handshake told the client the server's smaller limit.
+    let small = Config { max_message_size: 1000, max_frame_size: 1100, ..test_config() };
+    let mut net = Net::with_server_config(test_config(), small, 1, 9);
+    let now = net.now;
+    net.clients[0].session.send(now, Bytes::from(vec![1u8; 2000])).unwrap();
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.ended()));
+    let (reason, unconfirmed) = net.clients[0].app.lost().unwrap();
+    assert_eq!(*reason, tether_core::Reason::MessageTooLarge);
+    assert_eq!(unconfirmed.len(), 1);
+}
