@@ -20,32 +20,31 @@ impl SplitMix64 {
     }
 }
 
-/// Exponential backoff with full jitter: attempt `n` waits a uniform delay in `[0, min(max, initial * 2^n)]`.
+/// Exponential backoff with full jitter: attempt `n` waits a uniform delay in
+/// `[0, min(max, initial * 2^n)]`. The bounds come from the config at each call.
 #[derive(Clone, Debug)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
+pub(crate) struct Backoff {
     attempt: u32,
     rng: SplitMix64,
 }
 
 impl Backoff {
-    /// A backoff starting at ceiling `initial`, doubling to at most `max`, jittered from `seed`.
-    pub fn new(initial: Duration, max: Duration, seed: u64) -> Self {
-        Backoff { initial, max, attempt: 0, rng: SplitMix64::new(seed) }
+    /// A backoff at its first attempt, jittered from `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Backoff { attempt: 0, rng: SplitMix64::new(seed) }
     }
 
     /// The delay before the next attempt; each call counts one more failed attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let shift = self.attempt.min(32);
-        let ceiling = self.initial.saturating_mul(1u32 << shift.min(31)).min(self.max);
+    pub(crate) fn next_delay(&mut self, initial: Duration, max: Duration) -> Duration {
+        let shift = self.attempt.min(31);
+        let ceiling = initial.saturating_mul(1u32 << shift).min(max);
         self.attempt = self.attempt.saturating_add(1);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(self.rng.next_u64() % nanos.saturating_add(1))
     }
 
     /// Starts over from `initial` after a success.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
@@ -58,21 +57,21 @@ mod tests {
     fn grows_exponentially_within_the_ceiling_and_resets() {
         let initial = Duration::from_millis(10);
         let max = Duration::from_millis(300);
-        let mut b = Backoff::new(initial, max, 7);
-        for n in 0..20u32 {
+        let mut b = Backoff::new(7);
+        for n in 0..40u32 {
             let ceiling = (initial * 2u32.pow(n.min(10))).min(max);
-            assert!(b.next_delay() <= ceiling);
+            assert!(b.next_delay(initial, max) <= ceiling);
         }
         b.reset();
-        assert!(b.next_delay() <= initial);
+        assert!(b.next_delay(initial, max) <= initial);
     }
 
     #[test]
     fn same_seed_same_delays() {
-        let mk = || Backoff::new(Duration::from_millis(10), Duration::from_secs(1), 99);
-        let (mut a, mut b) = (mk(), mk());
+        let (initial, max) = (Duration::from_millis(10), Duration::from_secs(1));
+        let (mut a, mut b) = (Backoff::new(99), Backoff::new(99));
         for _ in 0..10 {
-            assert_eq!(a.next_delay(), b.next_delay());
+            assert_eq!(a.next_delay(initial, max), b.next_delay(initial, max));
         }
     }
 }

@@ -30,7 +30,6 @@ mod session;
 mod time;
 pub mod wire;
 
-pub use backoff::Backoff;
 pub use config::{AckMode, Config, ConfigError};
 pub use endpoint::Endpoint;
 pub use error::{AckError, CloseError, SendError};
