@@ -66,10 +66,10 @@ pub struct Endpoint {
     tombstones: BTreeMap<SessionId, Tombstone>,
     /// Connections with a `Reject` to write.
     rejecting: VecDeque<ConnId>,
-    /// Sessions that may have output or events.
+    /// Sessions that may have output to write.
     touched: BTreeSet<SessionId>,
-    /// Sessions whose events are being drained, in order.
-    event_queue: VecDeque<SessionId>,
+    /// Sessions that may have events to report.
+    eventful: BTreeSet<SessionId>,
     last_now: Instant,
 }
 
@@ -86,7 +86,7 @@ impl Endpoint {
             tombstones: BTreeMap::new(),
             rejecting: VecDeque::new(),
             touched: BTreeSet::new(),
-            event_queue: VecDeque::new(),
+            eventful: BTreeSet::new(),
             last_now: now,
         })
     }
@@ -105,9 +105,7 @@ impl Endpoint {
     pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
         let s = self.sessions.get_mut(&id)?;
         self.touched.insert(id);
-        if !self.event_queue.contains(&id) {
-            self.event_queue.push_back(id);
-        }
+        self.eventful.insert(id);
         Some(s)
     }
 
@@ -280,9 +278,9 @@ impl Endpoint {
     /// resume is told `SessionClosed`).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<(SessionId, Event)> {
-        while let Some(&id) = self.event_queue.front() {
+        while let Some(&id) = self.eventful.first() {
             let Some(s) = self.sessions.get_mut(&id) else {
-                self.event_queue.pop_front();
+                self.eventful.remove(&id);
                 continue;
             };
             match s.poll_event() {
@@ -292,7 +290,7 @@ impl Endpoint {
                     return Some((id, event));
                 }
                 None => {
-                    self.event_queue.pop_front();
+                    self.eventful.remove(&id);
                     self.reap(id);
                 }
             }
@@ -302,9 +300,7 @@ impl Endpoint {
 
     fn touch(&mut self, id: SessionId) {
         self.touched.insert(id);
-        if !self.event_queue.contains(&id) {
-            self.event_queue.push_back(id);
-        }
+        self.eventful.insert(id);
     }
 
     /// Drops a session that has ended and has nothing left to write or report.
