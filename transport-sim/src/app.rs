@@ -1,0 +1,301 @@
+//! The application model on each end of a session: what it sends, how it reads and acks, when it
+//! closes, and a record of everything it did and saw, which the checker reads afterwards.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tether_core::{Duration, Event, Instant, Reason, SendError, Session, UnconfirmedMessage};
+
+/// How an application consumes events.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum ReadPolicy {
+    /// Reads everything as soon as it is there.
+    #[default]
+    Eager,
+    /// Reads at most `per_tick` events every `interval` (a slow consumer).
+    Slow {
+        /// Events per tick.
+        per_tick: u32,
+        /// Time between ticks.
+        interval: Duration,
+    },
+    /// Reads nothing between `from` and `until`, eagerly otherwise (a stalled consumer).
+    Stopped {
+        /// Stops reading at.
+        from: Instant,
+        /// Reads again from.
+        until: Instant,
+    },
+}
+
+/// Which side starts the clean close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseBy {
+    /// The client application.
+    Client,
+    /// The server application.
+    Server,
+    /// Both at about the same time (a close race).
+    Both,
+    /// Nobody: the session is left to end on its own (timeouts, refused resume) or the run ends.
+    Nobody,
+}
+
+/// Deliberate bugs in the application model, to prove the checker catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AppPlant {
+    /// None: a correct application record.
+    #[default]
+    None,
+    /// The record drops the delivered message with this sequence number (a receiver that skips one).
+    SkipDelivery(u64),
+    /// The record drops the last message handed back by `Lost` (a session that forgets one).
+    ForgetUnconfirmed,
+}
+
+/// How one application end behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Behaviour {
+    /// How it reads.
+    pub read: ReadPolicy,
+    /// In manual-ack mode, how long after delivery it acks.
+    pub ack_lag: Duration,
+    /// Close (if this side closes) not before this time.
+    pub close_at: Instant,
+    /// Close at this time even if the exchange is incomplete.
+    pub close_deadline: Instant,
+    /// Planted bug.
+    pub plant: AppPlant,
+    /// Time between two messages becoming ready to send (zero: all at once).
+    pub send_interval: Duration,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            read: ReadPolicy::Eager,
+            ack_lag: Duration::ZERO,
+            close_at: Instant::ZERO,
+            close_deadline: Instant::from_nanos(u64::MAX),
+            plant: AppPlant::None,
+            send_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// How a session ended, as its application saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Terminal {
+    /// `Closed`.
+    Closed,
+    /// `Lost`, with the reason and the sequence numbers and payloads handed back.
+    Lost(Reason, Vec<UnconfirmedMessage>),
+}
+
+/// Everything one application end did and saw.
+#[derive(Debug, Default)]
+pub struct App {
+    /// Messages waiting to be sent (retried after backpressure).
+    pub outbox: VecDeque<Bytes>,
+    /// Messages not yet ready, with the time they become ready (moved to `outbox` then).
+    pub later: VecDeque<(Instant, Bytes)>,
+    /// Messages accepted by `send`, with their sequence numbers.
+    pub sent: Vec<(u64, Bytes)>,
+    /// Messages delivered by `poll_event`, in order.
+    pub delivered: Vec<(u64, Bytes)>,
+    /// Highest `Confirmed { up_to }` seen.
+    pub confirmed: Option<u64>,
+    /// The terminal event, once seen.
+    pub terminal: Option<Terminal>,
+    /// `Connected` events.
+    pub connected: u32,
+    /// `Resumed` events.
+    pub resumed: u32,
+    /// `Disconnected` events.
+    pub disconnected: u32,
+    /// Times `send` reported backpressure.
+    pub backpressure: u64,
+    /// The application asked for a close.
+    pub close_requested: bool,
+    /// Messages the peer application will send (known from the plan; used to decide when to close).
+    pub expect_from_peer: u64,
+    /// Contract violations seen while the run went on (event after the end, confirm going back).
+    pub violations: Vec<String>,
+    /// Manual acks waiting for their time.
+    pub pending_acks: VecDeque<(Instant, u64)>,
+    /// Events left in the current slow-read tick, and when the next tick starts.
+    pub read_budget: (u32, Instant),
+}
+
+impl App {
+    /// Records one event (with the planted bug, if any).
+    pub fn record(&mut self, e: Event, plant: AppPlant) {
+        if self.terminal.is_some() {
+            self.violations.push(format!("event {} after the session ended", event_name(&e)));
+            return;
+        }
+        match e {
+            Event::Message { seq, payload } => {
+                if plant != AppPlant::SkipDelivery(seq) {
+                    self.delivered.push((seq, payload));
+                }
+            }
+            Event::Confirmed { up_to } => {
+                if self.confirmed.is_some_and(|c| c >= up_to) {
+                    self.violations.push(format!(
+                        "Confirmed went backwards or repeated: {:?} then {up_to}",
+                        self.confirmed
+                    ));
+                }
+                self.confirmed = Some(up_to);
+            }
+            Event::Connected => self.connected += 1,
+            Event::Resumed => self.resumed += 1,
+            Event::Disconnected { .. } => self.disconnected += 1,
+            Event::Closed => self.terminal = Some(Terminal::Closed),
+            Event::Lost { reason, mut unconfirmed } => {
+                if plant == AppPlant::ForgetUnconfirmed {
+                    unconfirmed.pop();
+                }
+                self.terminal = Some(Terminal::Lost(reason, unconfirmed));
+            }
+        }
+    }
+
+    /// Queues `msgs` for sending, spaced by `interval` from `start`.
+    pub fn schedule_sends(&mut self, msgs: Vec<Bytes>, start: Instant, interval: Duration) {
+        if interval.is_zero() {
+            self.outbox.extend(msgs);
+        } else {
+            let mut t = start;
+            for m in msgs {
+                self.later.push_back((t, m));
+                t = t + interval;
+            }
+        }
+    }
+
+    /// Whether the session has ended for this application.
+    pub fn ended(&self) -> bool {
+        self.terminal.is_some()
+    }
+
+    /// Whether it ended with a clean close.
+    pub fn closed(&self) -> bool {
+        matches!(self.terminal, Some(Terminal::Closed))
+    }
+
+    /// Sends from the outbox until backpressure or refusal. Returns whether anything was sent.
+    pub fn feed(&mut self, session: &mut Session, now: Instant) -> bool {
+        let mut moved = false;
+        while self.later.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, p) = self.later.pop_front().expect("checked");
+            self.outbox.push_back(p);
+        }
+        while let Some(p) = self.outbox.pop_front() {
+            match session.send(now, p.clone()) {
+                Ok(seq) => {
+                    moved = true;
+                    self.sent.push((seq, p));
+                }
+                Err(SendError::Backpressure(p)) => {
+                    self.backpressure += 1;
+                    self.outbox.push_front(p);
+                    break;
+                }
+                Err(e) => {
+                    self.outbox.push_front(e.into_payload());
+                    break;
+                }
+            }
+        }
+        moved
+    }
+
+    /// Whether this side's part of the exchange is finished (all sent, all expected received).
+    pub fn exchange_done(&self) -> bool {
+        self.outbox.is_empty()
+            && self.later.is_empty()
+            && self.delivered.len() as u64 >= self.expect_from_peer
+    }
+
+    /// Whether a close is due now for a side that closes.
+    pub fn close_due(&self, b: &Behaviour, now: Instant) -> bool {
+        !self.close_requested
+            && !self.ended()
+            && ((now >= b.close_at && self.exchange_done()) || now >= b.close_deadline)
+    }
+
+    /// How many events the application reads now (`u32::MAX` for all); updates the tick budget.
+    pub fn read_allowance(&mut self, b: &Behaviour, now: Instant) -> u32 {
+        match &b.read {
+            ReadPolicy::Eager => u32::MAX,
+            ReadPolicy::Stopped { from, until } => {
+                if now >= *from && now < *until {
+                    0
+                } else {
+                    u32::MAX
+                }
+            }
+            ReadPolicy::Slow { per_tick, interval } => {
+                if now >= self.read_budget.1 {
+                    self.read_budget = (*per_tick, now + *interval);
+                }
+                self.read_budget.0
+            }
+        }
+    }
+
+    /// When the application next wants to act on its own (read tick, manual ack, close).
+    pub fn wakeup(&self, b: &Behaviour, closes: bool, now: Instant) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Instant| {
+            if x > now {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        if self.ended() {
+            return None;
+        }
+        if let Some((at, _)) = self.pending_acks.front() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.later.front() {
+            consider(*at);
+        }
+        match &b.read {
+            ReadPolicy::Slow { .. } if self.read_budget.0 == 0 => consider(self.read_budget.1),
+            ReadPolicy::Stopped { until, .. } => consider(*until),
+            _ => {}
+        }
+        if closes && !self.close_requested {
+            consider(b.close_deadline);
+            if self.exchange_done() {
+                consider(b.close_at);
+            }
+        }
+        t
+    }
+}
+
+/// A short name of an event for messages.
+pub fn event_name(e: &Event) -> String {
+    match e {
+        Event::Message { seq, .. } => format!("Message({seq})"),
+        Event::Lost { reason, .. } => format!("Lost({reason:?})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A unique, recognisable payload: `tag` then filler up to `size` bytes.
+pub fn payload(tag: &str, size: usize) -> Bytes {
+    let mut v = Vec::with_capacity(size.max(tag.len()));
+    v.extend_from_slice(tag.as_bytes());
+    v.push(b'|');
+    let mut x = v.len() as u8;
+    while v.len() < size {
+        v.push(b'a' + x % 26);
+        x = x.wrapping_add(7);
+    }
+    Bytes::from(v)
+}

@@ -1,0 +1,466 @@
+//! The nodes the simulator drives: a client end and a server end, each an application plus the
+//! protocol under test. [`TetherClient`] and [`TetherServer`] drive a core `Session` and `Endpoint`
+//! through the sans-IO driving contract exactly as a real adapter does; the naive baseline
+//! ([`crate::naive`]) implements the same traits with write-and-forget.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use tether_core::{
+    AckMode, Config, ConnId, Endpoint, Event, Instant, Session, SessionId, Stats, Transmit,
+};
+
+use crate::app::{event_name, payload, App, Behaviour, ReadPolicy};
+use crate::trace::Trace;
+
+/// One output of a node: bytes to write on a connection, then maybe close it.
+#[derive(Debug)]
+pub struct Out {
+    /// The connection.
+    pub conn: ConnId,
+    /// Bytes to write (possibly empty).
+    pub bytes: Bytes,
+    /// Close the connection after writing.
+    pub close: bool,
+}
+
+/// A client end, as the simulator's adapter sees it.
+pub trait ClientNode {
+    /// True when the node wants a new transport connection now.
+    fn poll_connect(&mut self, now: Instant) -> bool;
+    /// The connection it asked for is open.
+    fn connected(&mut self, now: Instant, conn: ConnId);
+    /// The connection it asked for could not be opened.
+    fn connect_failed(&mut self, now: Instant);
+    /// Bytes read from `conn`.
+    fn input(&mut self, now: Instant, conn: ConnId, bytes: Bytes);
+    /// `conn` ended (EOF or reset); the adapter has closed its side.
+    fn disconnected(&mut self, now: Instant, conn: ConnId);
+    /// The node's wakeup time came.
+    fn timeout(&mut self, now: Instant);
+    /// When the node next needs [`timeout`](Self::timeout) (only times after `now`).
+    fn wakeup(&self, now: Instant) -> Option<Instant>;
+    /// Runs the application and drains every output into `out`.
+    fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace);
+    /// The node has nothing more to do (its session ended).
+    fn finished(&self) -> bool;
+}
+
+/// A server end (one listening process), as the simulator's adapter sees it.
+pub trait ServerNode {
+    /// A connection was accepted.
+    fn connected(&mut self, now: Instant, conn: ConnId);
+    /// Bytes read from `conn`.
+    fn input(&mut self, now: Instant, conn: ConnId, bytes: Bytes);
+    /// `conn` ended (EOF or reset); the adapter has closed its side.
+    fn disconnected(&mut self, now: Instant, conn: ConnId);
+    /// The node's wakeup time came.
+    fn timeout(&mut self, now: Instant);
+    /// When the node next needs [`timeout`](Self::timeout) (only times after `now`).
+    fn wakeup(&self, now: Instant) -> Option<Instant>;
+    /// Runs the applications and drains every output into `out`.
+    fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace);
+    /// Every session ended and nothing more to do.
+    fn finished(&self) -> bool;
+}
+
+/// Largest values seen of the resources the config bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peaks {
+    /// Unconfirmed messages.
+    pub unconfirmed_messages: u64,
+    /// Unconfirmed payload bytes.
+    pub unconfirmed_bytes: u64,
+    /// Received messages waiting for the application.
+    pub buffered_messages: u64,
+    /// Received payload bytes waiting for the application.
+    pub buffered_bytes: u64,
+}
+
+impl Peaks {
+    /// Folds in one session's stats; returns a violation if a configured limit was exceeded.
+    pub fn observe(&mut self, s: &Stats, c: &Config) -> Option<String> {
+        self.unconfirmed_messages = self.unconfirmed_messages.max(s.unconfirmed_messages);
+        self.unconfirmed_bytes = self.unconfirmed_bytes.max(s.unconfirmed_bytes);
+        self.buffered_messages = self.buffered_messages.max(s.buffered_receive_messages);
+        self.buffered_bytes = self.buffered_bytes.max(s.buffered_receive_bytes);
+        let over = s.unconfirmed_messages > u64::from(c.max_unconfirmed_messages)
+            || s.unconfirmed_bytes > c.max_unconfirmed_bytes
+            || s.buffered_receive_messages > u64::from(c.receive_window_messages)
+            || s.buffered_receive_bytes > c.receive_window_bytes;
+        over.then(|| format!("buffer above its configured limit: {s:?}"))
+    }
+}
+
+/// The message tag of message `k` of client `i`; the server parses nothing from it.
+pub fn client_payload(i: usize, k: u64, size: usize) -> Bytes {
+    payload(&format!("c{i}-{k}"), size)
+}
+
+/// A size in `lo..=hi` derived from `k` (deterministic, no RNG draw needed).
+pub fn size_for(k: u64, salt: u64, lo: usize, hi: usize) -> usize {
+    let x = (k ^ salt.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    lo + (x % (hi - lo + 1) as u64) as usize
+}
+
+/// A client application over a tether `Session`.
+#[derive(Debug)]
+pub struct TetherClient {
+    /// Index of this client in the simulation.
+    pub index: usize,
+    /// The session under test.
+    pub session: Session,
+    /// What the application did and saw.
+    pub app: App,
+    /// How it behaves.
+    pub behaviour: Behaviour,
+    /// This side starts the clean close.
+    pub closes: bool,
+    /// The connection the adapter currently has open for the session.
+    pub conn: Option<ConnId>,
+    /// The connection on which the session was first established (tells the server generation).
+    pub established_on: Option<ConnId>,
+    /// Resource peaks seen.
+    pub peaks: Peaks,
+    /// Limit violations seen.
+    pub limit_violations: Vec<String>,
+    buf: BytesMut,
+}
+
+impl TetherClient {
+    /// A client `index` whose application will send `outbox` and expects `expect` messages back.
+    pub fn new(
+        index: usize,
+        session: Session,
+        outbox: Vec<Bytes>,
+        expect: u64,
+        behaviour: Behaviour,
+        closes: bool,
+        start: Instant,
+    ) -> Self {
+        let mut app = App { expect_from_peer: expect, ..App::default() };
+        app.schedule_sends(outbox, start, behaviour.send_interval);
+        TetherClient {
+            index,
+            session,
+            app,
+            behaviour,
+            closes,
+            conn: None,
+            established_on: None,
+            peaks: Peaks::default(),
+            limit_violations: Vec::new(),
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+}
+
+impl ClientNode for TetherClient {
+    fn poll_connect(&mut self, now: Instant) -> bool {
+        self.session.poll_connect(now)
+    }
+    fn connected(&mut self, now: Instant, conn: ConnId) {
+        self.conn = Some(conn);
+        self.session.handle_connected(now, conn);
+    }
+    fn connect_failed(&mut self, now: Instant) {
+        self.session.handle_connect_failed(now);
+    }
+    fn input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
+        self.session.handle_input(now, conn, bytes);
+        if self.established_on.is_none() && self.session.id().is_some() {
+            // The Welcome arrived on this connection: it names the server process.
+            self.established_on = Some(conn);
+        }
+    }
+    fn disconnected(&mut self, now: Instant, conn: ConnId) {
+        if self.conn == Some(conn) {
+            self.conn = None;
+        }
+        self.session.handle_disconnected(now, conn);
+    }
+    fn timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+    }
+    fn wakeup(&self, now: Instant) -> Option<Instant> {
+        let a = self.app.wakeup(&self.behaviour, self.closes, now);
+        earliest(self.session.poll_timeout(), a)
+    }
+    fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace) {
+        let manual = self.session.config().ack_mode == AckMode::Manual;
+        loop {
+            let mut moved = false;
+            if !self.app.ended() {
+                moved |= self.app.feed(&mut self.session, now);
+                while let Some(&(at, seq)) = self.app.pending_acks.front() {
+                    if at > now {
+                        break;
+                    }
+                    self.app.pending_acks.pop_front();
+                    let _ = self.session.ack(seq);
+                    moved = true;
+                }
+                if self.closes && self.app.close_due(&self.behaviour, now) {
+                    self.app.close_requested = true;
+                    let _ = self.session.close(now);
+                    trace.line(now, || format!("c{} app close()", self.index));
+                    moved = true;
+                }
+            }
+            loop {
+                self.buf.clear();
+                let Some(t) = self.session.poll_transmit(now, &mut self.buf) else {
+                    break;
+                };
+                moved = true;
+                let bytes = self.buf.split().freeze();
+                let (conn, close) = match t {
+                    Transmit::Write(c) => (c, false),
+                    Transmit::Close(c) => (c, true),
+                };
+                if close && self.conn == Some(conn) {
+                    self.conn = None;
+                }
+                out.push(Out { conn, bytes, close });
+            }
+            let mut allowance = self.app.read_allowance(&self.behaviour, now);
+            let mut read = 0;
+            while read < allowance {
+                let Some(e) = self.session.poll_event() else {
+                    break;
+                };
+                read += 1;
+                moved = true;
+                if let (true, Event::Message { seq, .. }) = (manual, &e) {
+                    self.app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
+                }
+                if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
+                    trace.line(now, || format!("c{} event {}", self.index, event_name(&e)));
+                }
+                self.app.record(e, self.behaviour.plant);
+            }
+            if let ReadPolicy::Slow { .. } = self.behaviour.read {
+                allowance -= read;
+                self.app.read_budget.0 = allowance;
+            }
+            if let Some(v) = self.peaks.observe(&self.session.stats(), self.session.config()) {
+                self.limit_violations.push(v);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+    fn finished(&self) -> bool {
+        self.app.ended()
+    }
+}
+
+/// A server application (one per session) over a tether `Endpoint`.
+#[derive(Debug)]
+pub struct TetherServer {
+    /// Which server process this is (0, then one more per restart or failover).
+    pub generation: u32,
+    /// The endpoint under test.
+    pub endpoint: Endpoint,
+    /// One application record per session it accepted.
+    pub apps: BTreeMap<SessionId, App>,
+    /// How every session's application behaves.
+    pub behaviour: Behaviour,
+    /// This side starts the clean close.
+    pub closes: bool,
+    /// Messages each session's application sends, and their size range.
+    pub send_plan: (u64, usize, usize),
+    /// Messages each session's application expects from its client.
+    pub expect: u64,
+    /// Resource peaks seen.
+    pub peaks: Peaks,
+    /// Limit violations seen.
+    pub limit_violations: Vec<String>,
+    /// Largest number of connections the endpoint held at once.
+    pub peak_connections: usize,
+    read_budget: (u32, Instant),
+    buf: BytesMut,
+}
+
+impl TetherServer {
+    /// A server process `generation` with `endpoint`.
+    pub fn new(
+        generation: u32,
+        endpoint: Endpoint,
+        behaviour: Behaviour,
+        closes: bool,
+        send_plan: (u64, usize, usize),
+        expect: u64,
+    ) -> Self {
+        TetherServer {
+            generation,
+            endpoint,
+            apps: BTreeMap::new(),
+            behaviour,
+            closes,
+            send_plan,
+            expect,
+            peaks: Peaks::default(),
+            limit_violations: Vec::new(),
+            peak_connections: 0,
+            read_budget: (0, Instant::ZERO),
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
+    fn allowance(&mut self, now: Instant) -> u32 {
+        match &self.behaviour.read {
+            ReadPolicy::Eager => u32::MAX,
+            ReadPolicy::Stopped { from, until } => {
+                if now >= *from && now < *until {
+                    0
+                } else {
+                    u32::MAX
+                }
+            }
+            ReadPolicy::Slow { per_tick, interval } => {
+                if now >= self.read_budget.1 {
+                    self.read_budget = (*per_tick, now + *interval);
+                }
+                self.read_budget.0
+            }
+        }
+    }
+}
+
+impl ServerNode for TetherServer {
+    fn connected(&mut self, now: Instant, conn: ConnId) {
+        self.endpoint.handle_connected(now, conn);
+    }
+    fn input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
+        self.endpoint.handle_input(now, conn, bytes);
+    }
+    fn disconnected(&mut self, now: Instant, conn: ConnId) {
+        self.endpoint.handle_disconnected(now, conn);
+    }
+    fn timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+    }
+    fn wakeup(&self, now: Instant) -> Option<Instant> {
+        let mut t = self.endpoint.poll_timeout();
+        for a in self.apps.values() {
+            t = earliest(t, a.wakeup(&self.behaviour, self.closes, now));
+        }
+        if let ReadPolicy::Slow { .. } = self.behaviour.read {
+            if self.read_budget.0 == 0 && self.read_budget.1 > now {
+                t = earliest(t, Some(self.read_budget.1));
+            }
+        }
+        if let ReadPolicy::Stopped { until, .. } = self.behaviour.read {
+            if until > now {
+                t = earliest(t, Some(until));
+            }
+        }
+        t
+    }
+    fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace) {
+        let manual = self.endpoint.config().ack_mode == AckMode::Manual;
+        let g = self.generation;
+        loop {
+            let mut moved = false;
+            for (id, app) in self.apps.iter_mut() {
+                if app.ended() {
+                    continue;
+                }
+                let acks_due = app.pending_acks.front().is_some_and(|(at, _)| *at <= now)
+                    || app.later.front().is_some_and(|(at, _)| *at <= now);
+                let close_due = self.closes && app.close_due(&self.behaviour, now);
+                if app.outbox.is_empty() && !acks_due && !close_due {
+                    continue;
+                }
+                let Some(s) = self.endpoint.session_mut(*id) else {
+                    continue;
+                };
+                moved |= app.feed(s, now);
+                while let Some(&(at, seq)) = app.pending_acks.front() {
+                    if at > now {
+                        break;
+                    }
+                    app.pending_acks.pop_front();
+                    let _ = s.ack(seq);
+                    moved = true;
+                }
+                if close_due {
+                    app.close_requested = true;
+                    let _ = s.close(now);
+                    trace.line(now, || format!("s{g} app close() session {:x}", id.0));
+                    moved = true;
+                }
+            }
+            loop {
+                self.buf.clear();
+                let Some(t) = self.endpoint.poll_transmit(now, &mut self.buf) else {
+                    break;
+                };
+                moved = true;
+                let bytes = self.buf.split().freeze();
+                let (conn, close) = match t {
+                    Transmit::Write(c) => (c, false),
+                    Transmit::Close(c) => (c, true),
+                };
+                out.push(Out { conn, bytes, close });
+            }
+            let allowance = self.allowance(now);
+            let mut read = 0;
+            while read < allowance {
+                let Some((id, e)) = self.endpoint.poll_event() else {
+                    break;
+                };
+                read += 1;
+                moved = true;
+                let behaviour = &self.behaviour;
+                let app = self.apps.entry(id).or_insert_with(|| {
+                    let (n, lo, hi) = self.send_plan;
+                    let mut app = App { expect_from_peer: self.expect, ..App::default() };
+                    let msgs = (0..n)
+                        .map(|k| {
+                            payload(&format!("s{g}-{:x}-{k}", id.0), size_for(k, id.0, lo, hi))
+                        })
+                        .collect();
+                    app.schedule_sends(msgs, now, behaviour.send_interval);
+                    app
+                });
+                if let (true, Event::Message { seq, .. }) = (manual, &e) {
+                    app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
+                }
+                if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
+                    trace.line(now, || format!("s{g} session {:x} event {}", id.0, event_name(&e)));
+                }
+                app.record(e, self.behaviour.plant);
+            }
+            if let ReadPolicy::Slow { .. } = self.behaviour.read {
+                self.read_budget.0 = allowance - read;
+            }
+            let ids: Vec<SessionId> = self.endpoint.session_ids().collect();
+            for id in ids {
+                if let Some(s) = self.endpoint.session(id) {
+                    if let Some(v) = self.peaks.observe(&s.stats(), s.config()) {
+                        self.limit_violations.push(v);
+                    }
+                }
+            }
+            self.peak_connections = self.peak_connections.max(self.endpoint.connection_count());
+            if !moved {
+                return;
+            }
+        }
+    }
+    fn finished(&self) -> bool {
+        self.endpoint.session_count() == 0 && self.apps.values().all(|a| a.ended())
+    }
+}
+
+/// The earlier of two optional instants.
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
