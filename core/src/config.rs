@@ -42,7 +42,8 @@ pub struct Config {
     pub ack_every: u32,
     /// A heartbeat is sent when nothing has been sent for this long (default 1 s).
     pub heartbeat_interval: Duration,
-    /// The connection is declared dead when nothing arrives for this long (default 5 s).
+    /// The connection is declared dead when no whole frame arrives for this long (default 5 s).
+    /// It must exceed the time the link needs to carry one `max_frame_size` frame.
     pub idle_timeout: Duration,
     /// The connection is declared dead when the oldest message written on it sees no ack progress
     /// for this long (default 10 s): the application-level `TCP_USER_TIMEOUT`.
@@ -51,7 +52,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// A detached session is given up after this long without a connection (default 60 s).
     pub session_timeout: Duration,
-    /// A requested close that has not completed after this long ends the session as lost (default 30 s).
+    /// A close (requested here or by the peer) that has not completed after this long ends the
+    /// session: `Closed` if our side had already answered `CloseAck`, else `Lost` (default 30 s).
     pub close_timeout: Duration,
     /// First reconnect backoff ceiling; each failed attempt doubles it (default 50 ms).
     pub reconnect_backoff_initial: Duration,
@@ -60,7 +62,8 @@ pub struct Config {
     /// `poll_transmit` stops appending data frames once one call has appended this many bytes
     /// (default 64 KiB); call it again for more.
     pub transmit_batch_bytes: u32,
-    /// Endpoint: most sessions held, attached or detached (default 10,000).
+    /// Endpoint: most sessions held, attached, detached, or ended with events not yet polled
+    /// (default 10,000). Beyond it new sessions are refused with `ServerBusy`.
     pub max_sessions: u32,
     /// Endpoint: most detached sessions held; beyond it the longest-detached one is given up (default 1,000).
     pub max_detached_sessions: u32,

@@ -14,7 +14,7 @@ pub enum SendError {
     TooLarge {
         /// The message.
         payload: Bytes,
-        /// The configured limit.
+        /// The limit in force: ours, or the peer's if it is smaller.
         max: u32,
     },
     /// The session is closing (locally or by the peer); no new messages are accepted.

@@ -30,7 +30,7 @@ mod session;
 mod time;
 pub mod wire;
 
-pub use config::{AckMode, Config, ConfigError};
+pub use config::{AckMode, Config, ConfigError, MAX_WINDOW_BYTES};
 pub use endpoint::Endpoint;
 pub use error::{AckError, CloseError, SendError};
 pub use event::{Event, Stats, UnconfirmedMessage};

@@ -250,18 +250,60 @@ fn ids_and_secrets_are_deterministic_per_key_and_differ_across_keys() {
 fn a_closed_session_answers_late_resumes_with_session_closed() {
     let mut net = Net::new(test_config(), 1, 8);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
-    let id = net.clients[0].session.id().unwrap();
+    let welcome = net.welcomes[0];
     net.clients[0].session.close(net.now).unwrap();
     assert!(net.run_to_end(LIMIT));
     assert_eq!(net.server.session_count(), 0);
-    // A resume with the right secret is impossible to forge from here; a wrong one is BadSecret,
-    // which shows the tombstone is kept (an unknown id would say UnknownSession).
+    // The owner's secret: the tombstone answers SessionClosed; a wrong one is BadSecret.
     let mut h = hello(HelloKind::Resume, 1, 1);
     if let Frame::Hello(h) = &mut h {
-        h.session_id = id.0;
+        h.session_id = welcome.session_id;
+        h.secret = welcome.secret;
     }
     let (frames, _) = answer(&mut net.server, net.now, ConnId(999), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::SessionClosed));
+    if let Frame::Hello(h) = &mut h {
+        h.secret[0] ^= 1;
+    }
+    let (frames, _) = answer(&mut net.server, net.now, ConnId(998), encoded(&h));
     assert_eq!(rejected_with(&frames), Some(Reason::BadSecret));
+    // After session_timeout the tombstone is gone.
+    net.run_for(test_config().session_timeout + Duration::from_secs(1));
+    let (frames, _) = answer(&mut net.server, net.now, ConnId(997), encoded(&h));
+    assert_eq!(rejected_with(&frames), Some(Reason::UnknownSession));
+}
+
+/// The server closes; its `CloseDone` is lost with the connection. The client (responder, its
+/// `CloseAck` sent) resumes and is told `SessionClosed`, whether or not the server session has been
+/// dropped yet: both sides end `Closed`.
+#[test]
+fn a_responder_whose_close_done_was_lost_learns_session_closed() {
+    for stall in [false, true] {
+        let mut net = Net::new(test_config(), 1, 10);
+        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        net.client_sends(0, 5, 10);
+        net.run_for(Duration::from_millis(50));
+        let id = net.clients[0].session.id().unwrap();
+        net.server.session_mut(id).unwrap().close(net.now).unwrap();
+        // Stop just after the server ended (its CloseDone is in flight), then reset.
+        net.server_stalled = stall;
+        assert!(net.run_until(LIMIT, |n| n
+            .server
+            .session(id)
+            .is_none_or(|s| { s.state() == tether_core::SessionState::Ended })));
+        net.reset(0);
+        net.server_stalled = false;
+        assert!(net.run_to_end(LIMIT));
+        assert!(
+            net.clients[0].app.closed(),
+            "stall={stall}: {:?}",
+            net.clients[0].app.lost().map(|l| *l.0)
+        );
+        assert!(net.server_app(0).unwrap().closed());
+        let c = &net.clients[0].app;
+        assert_eq!(c.count(|e| matches!(e, Event::Disconnected { .. })), 1, "the reset hit the close");
+        check_contract(&net);
+    }
 }
 
 #[test]

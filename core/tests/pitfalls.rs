@@ -285,30 +285,50 @@ fn pitfall_peers_lie_resume_position_beyond_sent() {
 
 #[test]
 fn pitfall_peers_lie_resume_position_behind_confirmed() {
-    // The server side: a resume claiming less than what the client already acknowledged is refused.
+    // A resume, with the owner's secret, claiming less than what the client already acknowledged
+    // (and the server already confirmed) is refused; the session is untouched.
     let mut net = Net::new(test_config(), 1, 8);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
     net.server_sends(0, 10, 10);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().confirmed == Some(9)));
-    let id = net.clients[0].session.id().unwrap();
-    let raw = net.raw_connect();
-    // Forge a resume with the right secret is impossible from outside; use a wrong one and a
-    // position behind confirmed: the endpoint must refuse without touching the session.
-    let hello = Frame::Hello(tether_core::wire::Hello {
-        min_version: 1,
-        max_version: 1,
-        kind: tether_core::wire::HelloKind::Resume,
-        session_id: id.0,
-        secret: [0; 16],
-        positions: Positions::default(),
-        max_message_size: 1 << 20,
-    });
-    let mut b = BytesMut::new();
-    hello.encode(&mut b);
-    net.server.handle_input(net.now, raw, b.freeze());
+    let welcome = net.welcomes[0];
+    for positions in [
+        Positions { received: 3, acked: 3, max_seq: 100, max_bytes: 1 << 20 }, // behind confirmed
+        Positions { received: 50, acked: 10, max_seq: 100, max_bytes: 1 << 20 }, // beyond sent
+        Positions { received: 10, acked: 11, max_seq: 100, max_bytes: 1 << 20 }, // acked > received
+    ] {
+        let hello = Frame::Hello(tether_core::wire::Hello {
+            min_version: 1,
+            max_version: 1,
+            kind: tether_core::wire::HelloKind::Resume,
+            session_id: welcome.session_id,
+            secret: welcome.secret,
+            positions,
+            max_message_size: 1 << 20,
+        });
+        let mut b = BytesMut::new();
+        hello.encode(&mut b);
+        let raw = net.raw_connect();
+        net.server.handle_input(net.now, raw, b.freeze());
+        let mut buf = BytesMut::new();
+        let mut refused = None;
+        while let Some(t) = net.server.poll_transmit(net.now, &mut buf) {
+            let mut d = Decoder::new(1024);
+            d.push(buf.split().freeze());
+            if let (Transmit::Close(c), Ok(Some(Frame::Reject { reason, .. }))) =
+                (t, d.next_frame())
+            {
+                if c == raw {
+                    refused = Some(reason);
+                }
+            }
+        }
+        assert_eq!(refused, Some(Reason::InvalidResumePosition), "{positions:?}");
+    }
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.server_app(0).unwrap().confirmed, Some(9));
     assert_eq!(net.clients[0].session.stats().disconnects, 0);
+    check_contract(&net);
 }
 
 #[test]

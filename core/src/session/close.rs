@@ -5,7 +5,8 @@
 //! responder sends `CloseAck`, both directions are complete; the initiator ends `Closed` on receiving
 //! it and answers `CloseDone`, on which the responder ends `Closed`. If the connection dies in
 //! between, the responder resumes (client) or waits (server); a responder whose `CloseAck` was sent
-//! ends `Closed` at `close_timeout` because its view is complete. See docs/PROTOCOL.md, "Close".
+//! ends `Closed` at `close_timeout` (or `session_timeout`) because its view is complete. See
+//! docs/PROTOCOL.md, "Close".
 
 use super::Session;
 use crate::reason::Reason;

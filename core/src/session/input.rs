@@ -14,7 +14,12 @@ impl Session {
             let id = c.id;
             let result = match c.decoder.next_frame() {
                 Ok(None) => return,
-                Ok(Some(frame)) => self.on_frame(now, frame),
+                Ok(Some(frame)) => {
+                    // Only whole, valid frames count as life: raw bytes do not (a corrupted length
+                    // prefix would otherwise swallow the peer's heartbeats and stall for ever).
+                    c.last_recv = now;
+                    self.on_frame(now, frame)
+                }
                 Err(e) => Err(e.reason()),
             };
             if let Err(reason) = result {

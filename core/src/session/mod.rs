@@ -422,8 +422,8 @@ impl Session {
             self.retiring.push_back(Retired { id: conn, last_frame: None });
             return;
         }
-        if self.conn.is_some() {
-            self.detach(now, Reason::Replaced);
+        if let Some(established) = self.conn.as_ref().map(|c| c.established) {
+            self.detach_telling(now, Reason::Replaced, established);
         }
         self.reconnect_at = None;
         self.conn = Some(Conn::new(conn, Decoder::new(self.config.max_frame_size), now));
@@ -457,7 +457,6 @@ impl Session {
         let Some(c) = self.conn.as_mut().filter(|c| c.id == conn) else {
             return;
         };
-        c.last_recv = now;
         c.decoder.push(bytes);
         self.process_frames(now);
     }
@@ -533,6 +532,7 @@ impl Session {
         if self.ended {
             return;
         }
+        self.release_idle_memory();
         if was_established {
             self.push_event(Event::Disconnected { reason });
             self.stats.disconnects += 1;
@@ -553,8 +553,8 @@ impl Session {
         self.confirm_up_to(peer.acked);
         self.send.rewind(peer.received);
         self.peer = peer;
-        self.told = self.recv.positions(&self.config);
-        self.ack_pending_since = None;
+        // `told` is not reset here: it is what our handshake frame carried (set when written).
+        // Positions that moved since (delivery or acks during the handshake) are still pending.
         if let Some(c) = self.conn.as_mut() {
             c.established = true;
             c.progress_since = now;

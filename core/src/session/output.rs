@@ -61,6 +61,7 @@ impl Session {
         };
         frame.encode(buf);
         self.told = positions;
+        self.ack_pending_since = None;
         if let Some(c) = self.conn.as_mut() {
             c.handshake_pending = false;
         }
@@ -125,12 +126,15 @@ impl Session {
         }
     }
 
-    /// Idle for a heartbeat interval: give back buffer capacity kept for bursts.
-    fn release_idle_memory(&mut self) {
+    /// Idle for a heartbeat interval, or detached: give back buffer capacity kept for bursts.
+    pub(super) fn release_idle_memory(&mut self) {
         self.send.release_if_empty();
         self.recv.release_if_empty();
         if self.events.is_empty() {
             self.events = alloc::collections::VecDeque::new();
+        }
+        if self.retiring.is_empty() {
+            self.retiring = alloc::collections::VecDeque::new();
         }
     }
 

@@ -110,6 +110,8 @@ pub struct Net {
     pub max_unconfirmed: u64,
     buf: BytesMut,
     pub steps: u64,
+    /// Every `Welcome` the server wrote (they carry the session's secret: tests can forge resumes).
+    pub welcomes: Vec<tether_core::wire::Welcome>,
     /// Transmits returned by client sessions and by the server.
     pub client_writes: u64,
     pub server_writes: u64,
@@ -157,6 +159,7 @@ impl Net {
             max_unconfirmed: 0,
             buf: BytesMut::new(),
             steps: 0,
+            welcomes: Vec::new(),
             client_writes: 0,
             server_writes: 0,
         }
@@ -560,6 +563,7 @@ impl Net {
             moved = true;
             let bytes = self.buf.split().freeze();
             self.server_writes += 1;
+            self.capture_welcome(&bytes);
             self.route(t, false, bytes);
         }
         if !self.server_stalled {
@@ -633,6 +637,14 @@ impl Net {
         }
         if close {
             self.in_flight.push_back(InFlight { at, conn, to_server, chunk: Chunk::Fin });
+        }
+    }
+
+    fn capture_welcome(&mut self, bytes: &Bytes) {
+        let mut d = tether_core::wire::Decoder::new(1 << 21);
+        d.push(bytes.clone());
+        if let Ok(Some(tether_core::wire::Frame::Welcome(w))) = d.next_frame() {
+            self.welcomes.push(w);
         }
     }
 
