@@ -30,9 +30,11 @@ pub struct Config {
     pub max_unconfirmed_messages: u32,
     /// Most payload bytes sent and not yet confirmed; `send` reports backpressure beyond it (default 8 MiB).
     pub max_unconfirmed_bytes: u64,
-    /// Receive window in messages: how many received messages may wait for the application (default 4096).
+    /// Receive window in messages: how many received messages may be held unacknowledged, waiting
+    /// for the application or (in [`AckMode::Manual`]) taken by it and not yet acked (default 4096).
     pub receive_window_messages: u32,
-    /// Receive window in payload bytes (default 8 MiB). Must be at least `max_message_size`.
+    /// Receive window in payload bytes, counted like `receive_window_messages` (default 8 MiB).
+    /// Must be at least `max_message_size`.
     pub receive_window_bytes: u64,
     /// When received messages are acknowledged (default [`AckMode::OnDelivery`]).
     pub ack_mode: AckMode,

@@ -4,6 +4,11 @@
 //! `delivered` (handed to the application), `acked` (acknowledged to the peer: equal to delivered in
 //! [`AckMode::OnDelivery`], set by `ack()` in [`AckMode::Manual`]). Resume replays from `received`,
 //! so delivered-but-unacked messages are never delivered twice; the peer confirms only `acked`.
+//!
+//! The receive window is anchored at `acked`: it bounds every message received and not yet
+//! acknowledged, whether it waits in the queue or is held by the application (manual mode). So an
+//! application (or an adapter's inbox) that takes messages but does not ack them slows the sender
+//! instead of growing.
 
 use alloc::collections::VecDeque;
 use bytes::Bytes;
@@ -36,10 +41,14 @@ pub(crate) enum Accepted {
 pub(crate) struct ReceiveBuffer {
     queue: VecDeque<Bytes>,
     queued_bytes: u64,
+    /// Lengths of delivered messages not yet acknowledged (manual mode), oldest first.
+    unacked: VecDeque<u32>,
+    unacked_bytes: u64,
     received: u64,
     delivered: u64,
-    delivered_bytes: u64,
     acked: u64,
+    /// Cumulative payload bytes of the messages below `acked` (the byte window's anchor).
+    acked_bytes: u64,
 }
 
 impl ReceiveBuffer {
@@ -68,8 +77,8 @@ impl ReceiveBuffer {
         Positions {
             received: self.received,
             acked: self.acked,
-            max_seq: self.delivered + u64::from(config.receive_window_messages),
-            max_bytes: self.delivered_bytes.saturating_add(config.receive_window_bytes),
+            max_seq: self.acked + u64::from(config.receive_window_messages),
+            max_bytes: self.acked_bytes.saturating_add(config.receive_window_bytes),
         }
     }
 
@@ -90,8 +99,9 @@ impl ReceiveBuffer {
         if len > u64::from(config.max_message_size) {
             return Err(Refusal::TooLarge);
         }
-        if self.queue.len() as u64 >= u64::from(config.receive_window_messages)
-            || self.queued_bytes + len > config.receive_window_bytes
+        let held = (self.queue.len() + self.unacked.len()) as u64;
+        if held >= u64::from(config.receive_window_messages)
+            || self.queued_bytes + self.unacked_bytes + len > config.receive_window_bytes
         {
             return Err(Refusal::Window);
         }
@@ -106,11 +116,18 @@ impl ReceiveBuffer {
         let payload = self.queue.pop_front()?;
         let len = payload.len() as u64;
         self.queued_bytes -= len;
-        self.delivered_bytes += len;
         let seq = self.delivered;
         self.delivered += 1;
-        if mode == AckMode::OnDelivery {
-            self.acked = self.delivered;
+        match mode {
+            AckMode::OnDelivery => {
+                self.acked = self.delivered;
+                self.acked_bytes += len;
+            }
+            AckMode::Manual => {
+                // At most max_message_size (a u32) by `accept`.
+                self.unacked.push_back(len as u32);
+                self.unacked_bytes += len;
+            }
         }
         Some((seq, payload))
     }
@@ -120,6 +137,9 @@ impl ReceiveBuffer {
         if self.queue.is_empty() {
             self.queue = VecDeque::new();
         }
+        if self.unacked.is_empty() {
+            self.unacked = VecDeque::new();
+        }
     }
 
     /// Acknowledges every delivered message up to and including `seq`. Returns false if `seq` was
@@ -128,7 +148,12 @@ impl ReceiveBuffer {
         if seq >= self.delivered {
             return false;
         }
-        self.acked = self.acked.max(seq + 1);
+        while self.acked <= seq {
+            let len = u64::from(self.unacked.pop_front().unwrap_or(0));
+            self.unacked_bytes -= len;
+            self.acked_bytes += len;
+            self.acked += 1;
+        }
         true
     }
 }
@@ -150,10 +175,14 @@ mod tests {
         assert_eq!(r.positions(&config).max_seq, 2);
         assert_eq!(r.deliver(AckMode::Manual), Some((0, p.clone())));
         assert_eq!((r.received(), r.delivered(), r.acked()), (2, 1, 0));
-        assert_eq!(r.positions(&config).max_seq, 3);
+        // Delivered but not acked still counts against the window (manual mode).
+        assert_eq!(r.positions(&config).max_seq, 2);
+        assert_eq!(r.accept(&config, 2, p.clone()), Err(Refusal::Window));
         assert!(!r.ack(1));
         assert!(r.ack(0));
         assert_eq!(r.acked(), 1);
+        assert_eq!(r.positions(&config).max_seq, 3);
+        assert_eq!(r.positions(&config).max_bytes, 1 + config.receive_window_bytes);
         assert_eq!(r.accept(&config, 2, p), Ok(Accepted::New));
     }
 }

@@ -301,7 +301,11 @@ fn a_responder_whose_close_done_was_lost_learns_session_closed() {
         );
         assert!(net.server_app(0).unwrap().closed());
         let c = &net.clients[0].app;
-        assert_eq!(c.count(|e| matches!(e, Event::Disconnected { .. })), 1, "the reset hit the close");
+        assert_eq!(
+            c.count(|e| matches!(e, Event::Disconnected { .. })),
+            1,
+            "the reset hit the close"
+        );
         check_contract(&net);
     }
 }

@@ -159,3 +159,36 @@ fn a_queued_message_the_peer_can_never_accept_ends_the_session() {
     assert_eq!(*reason, tether_core::Reason::MessageTooLarge);
     assert_eq!(unconfirmed.len(), 1);
 }
+
+/// Manual-ack mode: messages the application took but has not acked still count against the
+/// receive window, so an application (or an adapter inbox) that never acks slows the sender to a
+/// stop instead of holding more than the window.
+#[test]
+fn manual_ack_window_counts_taken_but_unacked_messages() {
+    let config = Config {
+        ack_mode: AckMode::Manual,
+        receive_window_messages: 8,
+        max_unconfirmed_messages: 1000,
+        ..test_config()
+    };
+    let mut net = Net::new(config, 1, 11);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.clients[0].app.stalled = true;
+    net.server_sends(0, 100, 10);
+    net.run_for(Duration::from_millis(200));
+    let s = &mut net.clients[0].session;
+    let taken = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| matches!(e, tether_core::Event::Message { .. }))
+        .count();
+    assert_eq!(taken, 8, "the window bounds messages taken but not acked");
+    net.run_for(Duration::from_millis(200));
+    let s = &mut net.clients[0].session;
+    assert!(s.poll_event().is_none(), "nothing more until acked");
+    s.ack(7).unwrap();
+    net.run_for(Duration::from_millis(200));
+    let s = &mut net.clients[0].session;
+    let more = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| matches!(e, tether_core::Event::Message { .. }))
+        .count();
+    assert_eq!(more, 8);
+}

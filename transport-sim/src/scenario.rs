@@ -384,7 +384,7 @@ pub fn plan(scenario: &str, seed: u64, s: Scale) -> Option<Plan> {
                     p.app_faults.push(FaultClass::SlowReader);
                 }
                 if p.config.ack_mode == AckMode::Manual && r.chance(0.5) {
-                    b.ack_lag = ms(r.range(1, 300));
+                    b.ack_lag = ms(r.range(1, 100));
                     p.app_faults.push(FaultClass::LateAck);
                 }
                 p.clients.push(b);
@@ -396,8 +396,17 @@ pub fn plan(scenario: &str, seed: u64, s: Scale) -> Option<Plan> {
                 quiet_after = quiet_after.max(until);
             }
             if p.config.ack_mode == AckMode::Manual && r.chance(0.5) {
-                p.server.ack_lag = ms(r.range(1, 300));
+                p.server.ack_lag = ms(r.range(1, 100));
                 p.app_faults.push(FaultClass::LateAck);
+            }
+            if p.app_faults.contains(&FaultClass::LateAck) {
+                // Messages taken but not yet acked count against the receive window: a late
+                // acker needs room for several messages, or the transfer cannot finish within
+                // close_timeout however healthy the network.
+                let c = &mut p.config;
+                c.receive_window_messages = c.receive_window_messages.max(8);
+                c.receive_window_bytes =
+                    c.receive_window_bytes.max(8 * u64::from(c.max_message_size));
             }
             p.server.send_interval =
                 if r.chance(0.5) { ms(r.range(1, 10)) } else { Duration::ZERO };
