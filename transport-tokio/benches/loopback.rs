@@ -1,0 +1,233 @@
+//! Loopback benchmark: raw length-prefixed framed TCP against tether-tokio, in one process and one
+//! run, on the same tokio runtime (multi-thread, 2 workers). Method: `transport-tokio/BENCHMARKS-tokio.md`
+//! (it follows `shared/ANCHORS.md`).
+//!
+//! Run: `cargo bench -p tether-tokio --bench loopback`. `BENCH_SECS` sets the send time per
+//! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips (default 20000).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tether_tokio::{connect, Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufStream, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+const BUF: usize = 128 * 1024;
+
+fn secs() -> Duration {
+    let s: f64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.5);
+    Duration::from_secs_f64(s)
+}
+
+fn round_trips() -> usize {
+    std::env::var("BENCH_ROUND_TRIPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+}
+
+async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+    let (c, s) = (c.unwrap(), s.unwrap().0);
+    c.set_nodelay(true).unwrap();
+    s.set_nodelay(true).unwrap();
+    // The 4-byte preamble.
+    let (mut c, mut s) = (c, s);
+    c.write_all(b"tthr").await.unwrap();
+    let mut pre = [0u8; 4];
+    s.read_exact(&mut pre).await.unwrap();
+    (c, s)
+}
+
+/// Raw framed TCP throughput: messages/s.
+async fn raw_throughput(size: usize) -> f64 {
+    let (c, s) = tcp_pair().await;
+    let receiver = tokio::spawn(async move {
+        let mut r = BufReader::with_capacity(BUF, s);
+        let mut buf = vec![0u8; size];
+        let mut expected = 0u64;
+        loop {
+            let len = r.read_u32().await.unwrap() as usize;
+            if len == 0 {
+                return (expected, Instant::now());
+            }
+            r.read_exact(&mut buf[..len]).await.unwrap();
+            let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
+            assert_eq!(seq, expected);
+            expected += 1;
+        }
+    });
+    let mut w = BufWriter::with_capacity(BUF, c);
+    let mut payload = vec![0u8; size];
+    let check_every = (16384 / size).max(1) as u64;
+    let start = Instant::now();
+    let deadline = start + secs();
+    let mut seq = 0u64;
+    loop {
+        payload[..8].copy_from_slice(&seq.to_be_bytes());
+        w.write_u32(size as u32).await.unwrap();
+        w.write_all(&payload).await.unwrap();
+        seq += 1;
+        if seq % check_every == 0 && Instant::now() >= deadline {
+            break;
+        }
+    }
+    w.write_u32(0).await.unwrap();
+    w.flush().await.unwrap();
+    let (received, end) = receiver.await.unwrap();
+    assert_eq!(received, seq);
+    seq as f64 / (end - start).as_secs_f64()
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+/// tether throughput: messages/s, client to server.
+async fn tether_throughput(size: usize) -> f64 {
+    let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+    let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+    let session = server.accept().await.unwrap();
+    let sent = Arc::new(AtomicU64::new(u64::MAX));
+    let sent2 = sent.clone();
+    let receiver = tokio::spawn(async move {
+        let mut expected = 0u64;
+        loop {
+            if expected == sent2.load(Relaxed) {
+                return Instant::now();
+            }
+            let m = session.recv().await.unwrap();
+            let seq = u64::from_be_bytes(m.payload[..8].try_into().unwrap());
+            assert_eq!(seq, expected);
+            assert_eq!(m.payload.len(), size);
+            expected += 1;
+            if expected == sent2.load(Relaxed) {
+                return Instant::now();
+            }
+        }
+    });
+    let pad = vec![0u8; size - 8];
+    let mut pool = BytesMut::new();
+    let check_every = (16384 / size).max(1) as u64;
+    let start = Instant::now();
+    let deadline = start + secs();
+    let mut seq = 0u64;
+    loop {
+        if pool.capacity() < size {
+            pool.reserve(BUF.max(size));
+        }
+        pool.put_u64(seq);
+        pool.put_slice(&pad);
+        client.send(pool.split().freeze()).await.unwrap();
+        seq += 1;
+        if seq % check_every == 0 && Instant::now() >= deadline {
+            break;
+        }
+    }
+    sent.store(seq, Relaxed);
+    // Wake the receiver if it is waiting for a message that will not come.
+    let end = receiver.await.unwrap();
+    let rate = seq as f64 / (end - start).as_secs_f64();
+    drop(client);
+    rate
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e6
+}
+
+/// Raw framed TCP ping-pong of 64 B: (median, p99) in µs.
+async fn raw_ping_pong() -> (f64, f64) {
+    let (c, s) = tcp_pair().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        let mut s = BufStream::with_capacity(BUF, BUF, s);
+        let mut buf = [0u8; 64];
+        loop {
+            let Ok(len) = s.read_u32().await else { return };
+            if s.read_exact(&mut buf[..len as usize]).await.is_err() {
+                return;
+            }
+            s.write_u32(len).await.unwrap();
+            s.write_all(&buf[..len as usize]).await.unwrap();
+            s.flush().await.unwrap();
+        }
+    });
+    let mut c = BufStream::with_capacity(BUF, BUF, c);
+    let payload = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let mut times = Vec::with_capacity(round_trips());
+    for i in 0..1_000 + round_trips() {
+        let t = Instant::now();
+        c.write_u32(64).await.unwrap();
+        c.write_all(&payload).await.unwrap();
+        c.flush().await.unwrap();
+        let len = c.read_u32().await.unwrap();
+        c.read_exact(&mut buf[..len as usize]).await.unwrap();
+        if i >= 1_000 {
+            times.push(t.elapsed());
+        }
+    }
+    stop.store(true, Relaxed);
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// tether ping-pong of 64 B: (median, p99) in µs.
+async fn tether_ping_pong() -> (f64, f64) {
+    let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+    let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+    let session = server.accept().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(m) = session.recv().await {
+            if session.send(m.payload).await.is_err() {
+                return;
+            }
+        }
+    });
+    let payload = Bytes::from_static(&[7u8; 64]);
+    let mut times = Vec::with_capacity(round_trips());
+    for i in 0..1_000 + round_trips() {
+        let t = Instant::now();
+        client.send(payload.clone()).await.unwrap();
+        let m = client.recv().await.unwrap();
+        assert_eq!(m.payload.len(), 64);
+        if i >= 1_000 {
+            times.push(t.elapsed());
+        }
+    }
+    client.abort();
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+fn main() {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        println!("## Throughput (client → server, {:.1} s of sending per test)\n", secs().as_secs_f64());
+        println!("| msg size | raw TCP msgs/s | raw Gbit/s | tether msgs/s | tether Gbit/s | tether / raw |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for size in [64usize, 1024, 65536] {
+            let raw = raw_throughput(size).await;
+            let tether = tether_throughput(size).await;
+            let gbit = |r: f64| r * size as f64 * 8.0 / 1e9;
+            let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
+            println!(
+                "| {label} | {raw:.0} | {:.3} | {tether:.0} | {:.3} | {:.2}x |",
+                gbit(raw),
+                gbit(tether),
+                tether / raw
+            );
+        }
+        println!("\n## Ping-pong round trip, 64 B ({} timed after 1,000 warm-up)\n", round_trips());
+        println!("| transport | median µs | p99 µs | median ratio |");
+        println!("|---|---:|---:|---:|");
+        let (rm, rp) = raw_ping_pong().await;
+        let (tm, tp) = tether_ping_pong().await;
+        println!("| raw TCP | {rm:.1} | {rp:.1} | 1.00x |");
+        println!("| tether | {tm:.1} | {tp:.1} | {:.2}x |", tm / rm);
+    });
+}

@@ -1,0 +1,444 @@
+//! The background task that moves bytes and time between the OS and the core.
+//!
+//! One driver per client session and one per server (for all its sessions). It is a hand-written
+//! future: each pass reads what the connections have (without the lock), feeds it to the core with
+//! the lock held, drains the core's transmits and events, then writes (without the lock) and re-arms
+//! one timer for the core's next deadline. It never looks inside a frame.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration as StdDuration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tether_core::{ConnId, Instant, Transmit};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::time::Sleep;
+
+use crate::shared::{Core, Shared};
+use crate::sync::Arc;
+
+/// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
+
+pub(crate) type BoxStream = Box<dyn AsyncStream>;
+pub(crate) type BoxConnect = Pin<Box<dyn Future<Output = io::Result<BoxStream>> + Send>>;
+pub(crate) type ConnectFn = Box<dyn FnMut() -> BoxConnect + Send>;
+pub(crate) type AcceptFn = Box<dyn FnMut(&mut Context<'_>) -> Poll<io::Result<BoxStream>> + Send>;
+
+/// Bytes asked of one read.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads per connection per pass, so one busy connection cannot starve the others.
+const READS_PER_PASS: usize = 8;
+/// A client stops pulling frames from the core while this much waits to be written.
+const CLIENT_WRITE_CAP: usize = 1024 * 1024;
+/// How long a closed connection may take to flush its last bytes and see the peer's EOF.
+const LINGER: StdDuration = StdDuration::from_secs(2);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_PAUSE: StdDuration = StdDuration::from_millis(50);
+/// Passes per poll before yielding to the runtime.
+const PASSES_PER_POLL: usize = 32;
+
+/// One transport connection.
+struct ConnIo {
+    stream: BoxStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// Written since the last flush.
+    unflushed: bool,
+    /// The core closed it: flush, shut down, wait for EOF until this deadline, then drop.
+    closing: Option<Instant>,
+    shut_down: bool,
+}
+
+impl ConnIo {
+    fn new(stream: BoxStream) -> ConnIo {
+        ConnIo {
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            unflushed: false,
+            closing: None,
+            shut_down: false,
+        }
+    }
+}
+
+/// What happened on the I/O side since the last pass.
+enum IoEvent {
+    Connected(ConnId),
+    ConnectFailed,
+    Input(ConnId, Bytes),
+    Lost(ConnId),
+}
+
+/// How the driver obtains connections.
+pub(crate) enum Source {
+    /// A client: connects when the core says so.
+    Client { connect: ConnectFn, connecting: Option<BoxConnect>, timeout: StdDuration },
+    /// A server: accepts from a listener.
+    Server { accept: AcceptFn, paused_until: Option<Instant> },
+}
+
+enum Pass {
+    Again,
+    Idle,
+    Done,
+}
+
+/// The driver future; spawn it.
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    source: Source,
+    conns: BTreeMap<ConnId, ConnIo>,
+    next_conn: u64,
+    sleep: Pin<Box<Sleep>>,
+    sleep_at: Option<Instant>,
+    scratch: BytesMut,
+    io: Vec<IoEvent>,
+    wake: Vec<Waker>,
+    /// Draining stopped because a write buffer was full.
+    capped: bool,
+    finished: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
+        Driver {
+            shared,
+            source,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
+            sleep_at: None,
+            scratch: BytesMut::new(),
+            io: Vec::new(),
+            wake: Vec::new(),
+            capped: false,
+            finished: false,
+        }
+    }
+
+    fn new_conn(&mut self, stream: BoxStream) -> ConnId {
+        self.next_conn += 1;
+        let id = ConnId(self.next_conn);
+        self.conns.insert(id, ConnIo::new(stream));
+        self.io.push(IoEvent::Connected(id));
+        id
+    }
+
+    /// Accepts (server) or completes a connect (client). True if anything happened.
+    fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        match &mut self.source {
+            Source::Server { accept, paused_until } => {
+                if paused_until.is_some_and(|t| t > now) {
+                    return false;
+                }
+                *paused_until = None;
+                let mut accepted = Vec::new();
+                for _ in 0..64 {
+                    match accept(cx) {
+                        Poll::Ready(Ok(stream)) => accepted.push(stream),
+                        Poll::Ready(Err(e)) => {
+                            tracing::warn!(error = %e, "accept failed; pausing");
+                            *paused_until = Some(now + ACCEPT_PAUSE);
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+                for stream in accepted {
+                    let id = self.new_conn(stream);
+                    tracing::debug!(conn = id.0, "connection accepted");
+                    progress = true;
+                }
+            }
+            Source::Client { connecting, .. } => {
+                if let Some(fut) = connecting {
+                    if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+                        *connecting = None;
+                        progress = true;
+                        match result {
+                            Ok(stream) => {
+                                let id = self.new_conn(stream);
+                                tracing::debug!(conn = id.0, "connected");
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "connect failed");
+                                self.io.push(IoEvent::ConnectFailed);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    /// Reads what every connection has. True if anything was read or a connection ended.
+    fn poll_reads(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        let mut gone = Vec::new();
+        for (&id, c) in self.conns.iter_mut() {
+            for _ in 0..READS_PER_PASS {
+                if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK / 4 {
+                    c.rbuf.reserve(READ_CHUNK);
+                }
+                let read = pin!(c.stream.read_buf(&mut c.rbuf)).poll(cx);
+                match read {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        progress = true;
+                        let bytes = c.rbuf.split().freeze();
+                        if c.closing.is_none() {
+                            self.io.push(IoEvent::Input(id, bytes));
+                        }
+                    }
+                    Poll::Ready(result) => {
+                        if let Err(e) = result {
+                            tracing::debug!(conn = id.0, error = %e, "read failed");
+                        } else {
+                            tracing::debug!(conn = id.0, "end of stream");
+                        }
+                        progress = true;
+                        gone.push(id);
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        for id in gone {
+            self.drop_conn(id);
+        }
+        progress
+    }
+
+    /// Forgets a connection (closing its socket); the core is told unless it closed it itself.
+    fn drop_conn(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.remove(&id) {
+            if c.closing.is_none() {
+                self.io.push(IoEvent::Lost(id));
+            }
+        }
+    }
+
+    /// Writes, flushes and shuts down. True if anything changed.
+    fn poll_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        let mut gone = Vec::new();
+        for (&id, c) in self.conns.iter_mut() {
+            let before = c.wbuf.len();
+            let mut failed = false;
+            while !c.wbuf.is_empty() {
+                match Pin::new(&mut c.stream).poll_write(cx, &c.wbuf) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        c.wbuf.advance(n);
+                        c.unflushed = true;
+                    }
+                    Poll::Ready(result) => {
+                        if let Err(e) = result {
+                            tracing::debug!(conn = id.0, error = %e, "write failed");
+                        }
+                        failed = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if !failed && c.unflushed {
+                match Pin::new(&mut c.stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => c.unflushed = false,
+                    Poll::Ready(Err(_)) => failed = true,
+                    Poll::Pending => {}
+                }
+            }
+            if !failed && c.closing.is_some() && c.wbuf.is_empty() && !c.unflushed && !c.shut_down {
+                match Pin::new(&mut c.stream).poll_shutdown(cx) {
+                    Poll::Ready(_) => {
+                        c.shut_down = true;
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if failed || c.closing.is_some_and(|t| t <= now) {
+                gone.push(id);
+                progress = true;
+            }
+            if self.capped && before >= CLIENT_WRITE_CAP && c.wbuf.len() < CLIENT_WRITE_CAP {
+                progress = true;
+            }
+        }
+        for id in gone {
+            self.drop_conn(id);
+        }
+        progress
+    }
+
+    /// One pass: I/O in, the core, I/O out, the timer.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
+        let now = self.shared.clock.now();
+        let mut progress = self.poll_sources(cx, now);
+        progress |= self.poll_reads(cx);
+
+        let shared = self.shared.clone();
+        let mut inner = shared.lock();
+        inner.begin_pass(cx.waker());
+        for event in self.io.drain(..) {
+            match event {
+                IoEvent::Connected(id) => inner.core.handle_connected(now, id),
+                IoEvent::ConnectFailed => {
+                    if let Core::Client(s) = &mut inner.core {
+                        s.handle_connect_failed(now);
+                    }
+                }
+                IoEvent::Input(id, bytes) => inner.core.handle_input(now, id, bytes),
+                IoEvent::Lost(id) => inner.core.handle_disconnected(now, id),
+            }
+        }
+        let timed_out = inner.core.poll_timeout().is_some_and(|t| t <= now);
+        if timed_out {
+            inner.core.handle_timeout(now);
+        }
+        let cap = match self.source {
+            Source::Client { .. } => CLIENT_WRITE_CAP,
+            Source::Server { .. } => usize::MAX,
+        };
+        let conns = &mut self.conns;
+        let mut capped = false;
+        inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
+            let (Transmit::Write(id) | Transmit::Close(id)) = t;
+            let Some(c) = conns.get_mut(&id) else { return true };
+            if c.wbuf.is_empty() {
+                c.wbuf = bytes.into();
+            } else {
+                c.wbuf.extend_from_slice(&bytes);
+            }
+            if let Transmit::Close(_) = t {
+                tracing::debug!(conn = id.0, "closing connection");
+                c.closing = Some(now + LINGER);
+                return true;
+            }
+            let more = c.wbuf.len() < cap;
+            capped |= !more;
+            more
+        });
+        self.capped = capped;
+        let mut start_connect = false;
+        if let (Core::Client(s), Source::Client { connecting: None, .. }) =
+            (&mut inner.core, &self.source)
+        {
+            start_connect = s.poll_connect(now);
+        }
+        inner.drain_events(now, &mut self.wake);
+        let finished = match self.source {
+            Source::Client { .. } => inner.client_finished(),
+            Source::Server { .. } => inner.server_finished(),
+        };
+        let deadline = inner.core.poll_timeout();
+        drop(inner);
+        for w in self.wake.drain(..) {
+            w.wake();
+        }
+
+        if start_connect {
+            if let Source::Client { connect, connecting, timeout } = &mut self.source {
+                let fut = connect();
+                let timeout = *timeout;
+                *connecting = Some(Box::pin(async move {
+                    match tokio::time::timeout(timeout, fut).await {
+                        Ok(r) => r,
+                        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                    }
+                }));
+                progress = true;
+            }
+        }
+        progress |= self.poll_writes(cx, now);
+        progress |= !self.io.is_empty();
+
+        if finished {
+            self.finished = true;
+            // Dropping the remaining connections closes them; the core has nothing more to say.
+            if self.conns.values().all(|c| c.wbuf.is_empty()) || self.conns.is_empty() {
+                return Pass::Done;
+            }
+        }
+
+        // The timer: the core's next deadline, a lingering close, or the end of an accept pause.
+        let mut next = deadline;
+        for c in self.conns.values() {
+            next = earliest(next, c.closing);
+        }
+        if let Source::Server { paused_until, .. } = &self.source {
+            next = earliest(next, *paused_until);
+        }
+        if let Some(t) = next {
+            if t <= now && timed_out && !progress {
+                // The core asked to be woken in the past right after handle_timeout: do not spin.
+                next = Some(now + StdDuration::from_millis(1));
+            }
+        }
+        if next != self.sleep_at {
+            self.sleep_at = next;
+            let at = next.map_or_else(
+                || std::time::Instant::now() + StdDuration::from_secs(86_400),
+                |t| self.shared.clock.to_std(t),
+            );
+            self.sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+        }
+        if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
+            self.sleep_at = None;
+            progress = true;
+        }
+        if progress {
+            Pass::Again
+        } else {
+            Pass::Idle
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.finished && self.conns.is_empty() {
+            return Poll::Ready(());
+        }
+        for _ in 0..PASSES_PER_POLL {
+            match self.pass(cx) {
+                Pass::Again => {}
+                Pass::Idle => return Poll::Pending,
+                Pass::Done => {
+                    tracing::debug!("driver finished");
+                    return Poll::Ready(());
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let mut wake = Vec::new();
+        self.shared.lock().driver_stopped(&mut wake);
+        for w in wake {
+            w.wake();
+        }
+    }
+}

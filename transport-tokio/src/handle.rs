@@ -1,0 +1,229 @@
+//! The application's handle to one session.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tether_core::{AckError, SendError, SessionId, SessionState, Stats};
+
+use crate::shared::{End, LinkEvent, Message, Shared};
+use crate::sync::Arc;
+use crate::Error;
+
+/// A handle to one tether session (client or server side).
+///
+/// Handles are `Send + Sync` and cheap to clone; every clone refers to the same session. Messages go
+/// out with [`send`](Self::send) (which waits while the unconfirmed buffer is full) or
+/// [`try_send`](Self::try_send), come in with [`recv`](Self::recv), and the session ends with
+/// [`close`](Self::close) (clean: everything delivered both ways) or [`abort`](Self::abort).
+/// [`Session`] also implements `futures` [`Stream`](futures_core::Stream) (of [`Message`]) and
+/// [`Sink<Bytes>`](futures_sink::Sink).
+///
+/// Receiving acknowledges: a message is confirmed to the peer when the application takes it with
+/// `recv` (or, with `AckMode::Manual`, when it calls [`ack`](Self::ack)), not when it reaches this
+/// process. An application that stops receiving therefore slows the peer's sender down through
+/// backpressure; nothing piles up unbounded.
+///
+/// **Dropping**: when the last handle to a session is dropped before the session ended, the session
+/// is *aborted*: the peer's application sees `Lost` with reason `ApplicationAbort`, and messages not
+/// yet confirmed are discarded. To finish cleanly, `close().await` first. (A server session that
+/// was never accepted is aborted when the `Server` is dropped.)
+#[derive(Debug)]
+pub struct Session {
+    shared: Arc<Shared>,
+    key: SessionId,
+    /// A message handed to the `Sink` and not yet taken by the core.
+    sink_pending: Option<Bytes>,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, key: SessionId) -> Session {
+        Session { shared, key, sink_pending: None }
+    }
+
+    /// The session's id, once the server has issued it.
+    pub fn id(&self) -> Option<SessionId> {
+        self.shared.session_id(self.key)
+    }
+
+    /// Sends `payload`, waiting while the unconfirmed buffer is full. Returns its sequence number.
+    ///
+    /// Fails (handing the message back) if it is larger than the peer accepts, or the session is
+    /// closing or has ended. Cancel-safe: if the future is dropped before it completes, the message
+    /// was not sent.
+    pub async fn send(&self, payload: Bytes) -> Result<u64, SendError> {
+        let mut payload = Some(payload);
+        poll_fn(|cx| self.shared.poll_send(self.key, Some(cx), &mut payload)).await
+    }
+
+    /// Sends `payload` if the session takes it now; [`SendError::Backpressure`] hands it back
+    /// when the unconfirmed buffer is full.
+    pub fn try_send(&self, payload: Bytes) -> Result<u64, SendError> {
+        match self.shared.poll_send(self.key, None, &mut Some(payload)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => unreachable_pending(),
+        }
+    }
+
+    /// Polls for room to send a message of `len` bytes; `Ready` also when sending would fail for
+    /// another reason (the following `send` reports it).
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>, len: usize) -> Poll<()> {
+        if self.shared.poll_send_ready(self.key, cx, len) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// The next message from the peer, in order; `None` once the session has ended and every
+    /// message received before the end was taken. Cancel-safe.
+    pub async fn recv(&self) -> Option<Message> {
+        poll_fn(|cx| self.shared.poll_recv(self.key, Some(cx))).await
+    }
+
+    /// Polls for the next message (see [`recv`](Self::recv)).
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.shared.poll_recv(self.key, Some(cx))
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&self) -> Option<Message> {
+        match self.shared.poll_recv(self.key, None) {
+            Poll::Ready(m) => m,
+            Poll::Pending => None,
+        }
+    }
+
+    /// With `AckMode::Manual` in the config: acknowledges every received message up to and
+    /// including `seq` (after the application has durably processed them). Only acknowledged
+    /// messages are confirmed to the peer.
+    pub fn ack(&self, seq: u64) -> Result<(), AckError> {
+        self.shared.ack(self.key, seq)
+    }
+
+    /// Closes the session cleanly and waits for the end: [`End::Closed`] when every message of both
+    /// directions was delivered and acknowledged, otherwise [`End::Lost`] with the unconfirmed
+    /// messages (e.g. after `close_timeout`). No new sends are accepted once it started.
+    ///
+    /// The peer's remaining messages still arrive through [`recv`](Self::recv) and must be taken
+    /// for the close to complete: keep receiving in another task (or clone) while closing.
+    pub async fn close(&self) -> End {
+        poll_fn(|cx| self.shared.poll_close(self.key, cx)).await
+    }
+
+    /// Ends the session at once. The end is [`End::Lost`] (reason `ApplicationAbort`) with every
+    /// unconfirmed message; the peer learns of it if a connection is up.
+    pub fn abort(&self) {
+        self.shared.abort(self.key);
+    }
+
+    /// Waits until the session has ended (however it ended) and returns how.
+    pub async fn ended(&self) -> End {
+        poll_fn(|cx| self.shared.poll_end(self.key, cx)).await
+    }
+
+    /// The next change of transport connection ([`LinkEvent::Disconnected`] /
+    /// [`LinkEvent::Resumed`]); `None` once the session ended. Up to 64 are kept; older ones are
+    /// dropped if nobody takes them.
+    pub async fn next_link_event(&self) -> Option<LinkEvent> {
+        poll_fn(|cx| self.shared.poll_link(self.key, cx)).await
+    }
+
+    /// Counters and estimates: rtt, bytes, replays, reconnects, unconfirmed messages.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats(self.key)
+    }
+
+    /// Connected, detached (reconnecting) or ended.
+    pub fn state(&self) -> SessionState {
+        self.shared.state(self.key)
+    }
+
+    /// Client side: waits until the first handshake completed.
+    pub(crate) async fn connected(&self) -> Result<(), End> {
+        poll_fn(|cx| self.shared.poll_connected(self.key, cx)).await
+    }
+
+    fn poll_sink_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.sink_pending.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        match self.shared.poll_send(self.key, Some(cx), &mut self.sink_pending) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Send(e))),
+        }
+    }
+}
+
+fn unreachable_pending() -> Result<u64, SendError> {
+    // poll_send without a context never returns Pending; keep a defined answer anyway.
+    Err(SendError::Ended(Bytes::new()))
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Session {
+        self.shared.add_handle(self.key);
+        Session { shared: self.shared.clone(), key: self.key, sink_pending: None }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.drop_handle(self.key);
+    }
+}
+
+impl futures_core::Stream for Session {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.shared.poll_recv(self.key, Some(cx))
+    }
+}
+
+/// `poll_ready` waits for room (backpressure), `start_send` hands the message over, `poll_flush`
+/// completes once the core has taken it (delivery is tracked by confirmations, not by flushing),
+/// and `poll_close` closes the session cleanly: it fails with [`Error::Ended`] if the session ended
+/// otherwise than `Closed`.
+impl futures_sink::Sink<Bytes> for Session {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_sink_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
+        let this = self.get_mut();
+        match this.shared.poll_send(this.key, None, &mut Some(item.clone())) {
+            Poll::Ready(Ok(_)) => Ok(()),
+            Poll::Ready(Err(SendError::Backpressure(p))) => {
+                this.sink_pending = Some(p);
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(Error::Send(e)),
+            Poll::Pending => {
+                this.sink_pending = Some(item);
+                Ok(())
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_sink_pending(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        match this.poll_sink_pending(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        match this.shared.poll_close(this.key, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(End::Closed) => Poll::Ready(Ok(())),
+            Poll::Ready(end) => Poll::Ready(Err(Error::Ended(end))),
+        }
+    }
+}

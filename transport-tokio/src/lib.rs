@@ -1,0 +1,99 @@
+//! # tether-tokio
+//!
+//! The tokio adapter for [tether](tether_core): reliable, resumable message sessions over TCP (or
+//! TLS, Unix sockets, anything `AsyncRead + AsyncWrite`).
+//!
+//! - [`connect`] / [`connect_with`] give a client [`Session`]; a background driver reconnects with
+//!   exponential backoff and full jitter (the core's policy) and resumes.
+//! - [`Server::bind`] / [`Server::from_listener`] and [`Server::accept`] give one [`Session`] per new
+//!   session; reconnecting clients are routed to their session silently.
+//! - A [`Session`] sends (waiting on backpressure), receives, closes cleanly or aborts, and reports
+//!   how it ended ([`End`]): `Closed` means everything arrived both ways; `Lost` hands back exactly
+//!   the unconfirmed messages.
+//! - [`proxy`] is a fault-injecting TCP proxy (resets, blackholes, truncation, delays, half-closes,
+//!   refused connects) for tests and the demonstration.
+//!
+//! The adapter only moves bytes and time: every protocol decision is made by `tether-core`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_tokio::Error> {
+//! use bytes::Bytes;
+//! use tether_tokio::{Config, Server};
+//!
+//! let server = Server::bind("127.0.0.1:0", Config::default()).await?;
+//! let addr = server.local_addr().unwrap();
+//! tokio::spawn(async move {
+//!     while let Some(session) = server.accept().await {
+//!         tokio::spawn(async move {
+//!             while let Some(m) = session.recv().await {
+//!                 let _ = session.send(m.payload).await; // echo
+//!             }
+//!         });
+//!     }
+//! });
+//! let client = tether_tokio::connect(addr, Config::default()).await?;
+//! client.send(Bytes::from_static(b"hello")).await.ok();
+//! let echo = client.recv().await;
+//! # let _ = echo;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod driver;
+mod handle;
+pub mod proxy;
+mod server;
+mod shared;
+mod socket;
+mod sync;
+
+use std::fmt;
+
+pub use client::{connect, connect_with, start, Connector};
+pub use driver::AsyncStream;
+pub use handle::Session;
+pub use server::{Listener, Server, ServerCounts};
+pub use shared::{End, LinkEvent, Message};
+pub use socket::configure_tcp;
+pub use tether_core::{
+    AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
+    Stats, UnconfirmedMessage,
+};
+
+/// Errors of the adapter's API.
+#[derive(Debug)]
+pub enum Error {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// An I/O error while setting up (binding, the OS random generator).
+    Io(std::io::Error),
+    /// A message was refused (see [`SendError`]).
+    Send(SendError),
+    /// The session ended (e.g. before its first handshake, or a close that ended as lost).
+    Ended(End),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Send(e) => write!(f, "{e}"),
+            Error::Ended(End::Closed) => write!(f, "session closed"),
+            Error::Ended(End::Lost { reason, unconfirmed }) => {
+                write!(f, "session lost ({reason}, {} unconfirmed)", unconfirmed.len())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            Error::Io(e) => Some(e),
+            Error::Send(e) => Some(e),
+            Error::Ended(_) => None,
+        }
+    }
+}

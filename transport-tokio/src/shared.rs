@@ -1,0 +1,763 @@
+//! The state shared by session handles and the driver task, behind one mutex.
+//!
+//! Handles call into the core directly under the lock (`send`, `ack`, `close`, `abort`) and then
+//! *kick* the driver, which drains the core's transmits and events. The driver moves events into
+//! per-session [`Slot`]s and wakes whoever waits on them. Nothing here touches a socket or a timer,
+//! so the whole module is model-checked with loom (see `tests` at the bottom).
+//!
+//! Receive-side flow control: the core runs in [`AckMode::Manual`] whatever the application chose.
+//! The driver moves delivered messages into the slot's inbox, and a message is acknowledged to the
+//! peer only when the application takes it from the inbox (or, in manual mode, acks it). So the
+//! peer's unconfirmed-buffer limit bounds the inbox, and an application that stops reading produces
+//! backpressure on the peer's sender instead of unbounded memory here.
+
+use std::collections::{HashMap, VecDeque};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tether_core::{
+    AckError, Endpoint, Event, Instant, Reason, SendError, SessionId, SessionState, Stats,
+    Transmit, UnconfirmedMessage,
+};
+
+use crate::sync::{lock, Arc, Mutex, MutexGuard};
+
+/// The key of the client's only slot (a client session has no id until the server issues one).
+pub(crate) const CLIENT_KEY: SessionId = SessionId(0);
+
+/// Link events kept for `next_link_event` before the oldest are dropped.
+const MAX_LINK_EVENTS: usize = 64;
+
+/// A message received from the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Its sequence number in the peer's sending direction (0, 1, 2, ... without gaps).
+    pub seq: u64,
+    /// The payload, exactly as the peer sent it.
+    pub payload: Bytes,
+}
+
+/// How a session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Clean close: every message of both directions was delivered and acknowledged.
+    Closed,
+    /// The session ended without a clean close.
+    Lost {
+        /// Why it ended.
+        reason: Reason,
+        /// Exactly the messages this side sent that the peer never confirmed, in order.
+        /// Unconfirmed is not "not arrived": the peer may have received some of them.
+        unconfirmed: Vec<UnconfirmedMessage>,
+    },
+}
+
+impl End {
+    /// True for a clean close.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, End::Closed)
+    }
+}
+
+/// A change of the session's transport connection, for applications that want to observe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The connection was lost; the session is detached and resumes on a new one.
+    Disconnected {
+        /// Why the connection ended.
+        reason: Reason,
+    },
+    /// The session runs on a new connection again; unconfirmed messages are replayed.
+    Resumed,
+}
+
+/// Wakers of the tasks waiting for one thing; registering the same task twice keeps one.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers(Vec<Waker>);
+
+impl Wakers {
+    pub(crate) fn register(&mut self, w: &Waker) {
+        if !self.0.iter().any(|x| x.will_wake(w)) {
+            self.0.push(w.clone());
+        }
+    }
+
+    pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
+        out.append(&mut self.0);
+    }
+}
+
+/// The sans-IO core the driver runs: a client session or a server endpoint.
+#[derive(Debug)]
+pub(crate) enum Core {
+    /// A client session.
+    Client(Box<tether_core::Session>),
+    /// A server endpoint with all its sessions.
+    Server(Box<Endpoint>),
+}
+
+impl Core {
+    pub(crate) fn session(&self, key: SessionId) -> Option<&tether_core::Session> {
+        match self {
+            Core::Client(s) => Some(s),
+            Core::Server(e) => e.session(key),
+        }
+    }
+
+    pub(crate) fn session_mut(&mut self, key: SessionId) -> Option<&mut tether_core::Session> {
+        match self {
+            Core::Client(s) => Some(s),
+            Core::Server(e) => e.session_mut(key),
+        }
+    }
+
+    pub(crate) fn handle_connected(&mut self, now: Instant, conn: tether_core::ConnId) {
+        match self {
+            Core::Client(s) => s.handle_connected(now, conn),
+            Core::Server(e) => e.handle_connected(now, conn),
+        }
+    }
+
+    pub(crate) fn handle_input(&mut self, now: Instant, conn: tether_core::ConnId, bytes: Bytes) {
+        match self {
+            Core::Client(s) => s.handle_input(now, conn, bytes),
+            Core::Server(e) => e.handle_input(now, conn, bytes),
+        }
+    }
+
+    pub(crate) fn handle_disconnected(&mut self, now: Instant, conn: tether_core::ConnId) {
+        match self {
+            Core::Client(s) => s.handle_disconnected(now, conn),
+            Core::Server(e) => e.handle_disconnected(now, conn),
+        }
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Core::Client(s) => s.handle_timeout(now),
+            Core::Server(e) => e.handle_timeout(now),
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Core::Client(s) => s.poll_timeout(),
+            Core::Server(e) => e.poll_timeout(),
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        match self {
+            Core::Client(s) => s.poll_transmit(now, buf),
+            Core::Server(e) => e.poll_transmit(now, buf),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<(SessionId, Event)> {
+        match self {
+            Core::Client(s) => s.poll_event().map(|e| (CLIENT_KEY, e)),
+            Core::Server(e) => e.poll_event(),
+        }
+    }
+}
+
+/// What the handles of one session share with the driver.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    inbox: VecDeque<(u64, Bytes)>,
+    links: VecDeque<LinkEvent>,
+    end: Option<End>,
+    final_stats: Option<Stats>,
+    /// Established at least once.
+    connected: bool,
+    close_requested: bool,
+    /// Live handles; a server slot waiting in the accept queue has none yet.
+    handles: usize,
+    /// Waiting in the server's accept queue.
+    queued: bool,
+    recv_wakers: Wakers,
+    send_wakers: Wakers,
+    end_wakers: Wakers,
+    link_wakers: Wakers,
+    pub(crate) span: tracing::Span,
+}
+
+impl Slot {
+    pub(crate) fn new(handles: usize, span: tracing::Span) -> Slot {
+        Slot {
+            inbox: VecDeque::new(),
+            links: VecDeque::new(),
+            end: None,
+            final_stats: None,
+            connected: false,
+            close_requested: false,
+            handles,
+            queued: false,
+            recv_wakers: Wakers::default(),
+            send_wakers: Wakers::default(),
+            end_wakers: Wakers::default(),
+            link_wakers: Wakers::default(),
+            span,
+        }
+    }
+
+    fn wake_all(&mut self, out: &mut Vec<Waker>) {
+        self.recv_wakers.take_into(out);
+        self.send_wakers.take_into(out);
+        self.end_wakers.take_into(out);
+        self.link_wakers.take_into(out);
+    }
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) core: Core,
+    pub(crate) slots: HashMap<SessionId, Slot>,
+    accept_queue: VecDeque<SessionId>,
+    accept_wakers: Wakers,
+    /// The server's acceptor (`Server`) still exists.
+    pub(crate) acceptor_alive: bool,
+    /// The application acks by hand (`AckMode::Manual` in its config).
+    manual_ack: bool,
+    driver_waker: Option<Waker>,
+    kicked: bool,
+    /// The driver has stopped (finished, or its runtime dropped it).
+    driver_done: bool,
+    /// Messages the application took from inboxes since the driver last looked (for tests).
+    pub(crate) taken: u64,
+}
+
+/// The state shared by handles and the driver, plus the clock both read.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    pub(crate) clock: Clock,
+}
+
+/// Maps the monotonic clock onto the core's [`Instant`] (nanoseconds since the adapter started).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock { origin: std::time::Instant::now() }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        let nanos = self.origin.elapsed().as_nanos();
+        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// The wall-clock instant of a core deadline.
+    pub(crate) fn to_std(self, t: Instant) -> std::time::Instant {
+        self.origin + std::time::Duration::from_nanos(t.as_nanos())
+    }
+}
+
+/// The driver should run again; wake it after releasing the lock.
+#[must_use]
+pub(crate) struct Kick(Option<Waker>);
+
+impl Kick {
+    pub(crate) fn wake(self) {
+        if let Some(w) = self.0 {
+            w.wake();
+        }
+    }
+}
+
+impl Inner {
+    fn kick(&mut self) -> Kick {
+        if self.kicked {
+            return Kick(None);
+        }
+        self.kicked = true;
+        Kick(self.driver_waker.clone())
+    }
+
+    fn slot(&mut self, key: SessionId) -> Option<&mut Slot> {
+        self.slots.get_mut(&key)
+    }
+
+    /// The end a handle should see: the recorded one, or a loss if the driver is gone.
+    fn end_of(&self, key: SessionId) -> Option<End> {
+        match self.slots.get(&key) {
+            Some(slot) if slot.end.is_some() => slot.end.clone(),
+            _ if self.driver_done => {
+                Some(End::Lost { reason: Reason::TransportLost, unconfirmed: Vec::new() })
+            }
+            None => Some(End::Lost { reason: Reason::ApplicationAbort, unconfirmed: Vec::new() }),
+            Some(_) => None,
+        }
+    }
+
+    // ----- driver side -----
+
+    /// Start of a driver pass: remember its waker and take the pending kick.
+    pub(crate) fn begin_pass(&mut self, waker: &Waker) {
+        if !self.driver_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.driver_waker = Some(waker.clone());
+        }
+        self.kicked = false;
+    }
+
+    /// Drains the core's transmits into `out` while it returns true (false: the adapter's write
+    /// buffers are full; the core keeps the rest until the next pass).
+    pub(crate) fn drain_transmits(
+        &mut self,
+        now: Instant,
+        scratch: &mut BytesMut,
+        mut out: impl FnMut(Transmit, Bytes) -> bool,
+    ) {
+        while let Some(t) = self.core.poll_transmit(now, scratch) {
+            if !out(t, scratch.split().freeze()) {
+                break;
+            }
+        }
+    }
+
+    /// Drains the core's events into the slots, collecting the wakers to wake after unlocking.
+    pub(crate) fn drain_events(&mut self, now: Instant, wake: &mut Vec<Waker>) {
+        while let Some((id, event)) = self.core.poll_event() {
+            self.dispatch(now, id, event, wake);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, id: SessionId, event: Event, wake: &mut Vec<Waker>) {
+        match event {
+            Event::Connected => {
+                if matches!(self.core, Core::Server(_)) {
+                    let span = tracing::info_span!("tether_session", role = "server", id = id.0);
+                    span.in_scope(|| tracing::info!("session accepted"));
+                    let mut slot = Slot::new(0, span);
+                    slot.connected = true;
+                    if self.acceptor_alive {
+                        slot.queued = true;
+                        self.slots.insert(id, slot);
+                        self.accept_queue.push_back(id);
+                        self.accept_wakers.take_into(wake);
+                    } else if let Some(s) = self.core.session_mut(id) {
+                        // Nobody can accept it: refuse it the only way left.
+                        s.abort(now);
+                    }
+                } else if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.span.in_scope(|| tracing::info!("connected"));
+                    slot.connected = true;
+                    slot.end_wakers.take_into(wake);
+                }
+            }
+            Event::Message { seq, payload } => match self.slots.get_mut(&id) {
+                Some(slot) => {
+                    slot.inbox.push_back((seq, payload));
+                    slot.recv_wakers.take_into(wake);
+                }
+                None => {
+                    // Its handles are gone (the session is being aborted): consume it.
+                    if let Some(s) = self.core.session_mut(id) {
+                        let _ = s.ack(seq);
+                    }
+                }
+            },
+            Event::Confirmed { .. } => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.send_wakers.take_into(wake);
+                }
+            }
+            Event::Disconnected { reason } => {
+                self.link_event(id, LinkEvent::Disconnected { reason }, wake)
+            }
+            Event::Resumed => self.link_event(id, LinkEvent::Resumed, wake),
+            Event::Closed | Event::Lost { .. } => {
+                let stats = self.core.session(id).map(|s| s.stats());
+                let end = match event {
+                    Event::Lost { reason, unconfirmed } => End::Lost { reason, unconfirmed },
+                    _ => End::Closed,
+                };
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.span.in_scope(|| match &end {
+                        End::Closed => tracing::info!("session closed cleanly"),
+                        End::Lost { reason, unconfirmed } => tracing::warn!(
+                            %reason,
+                            unconfirmed = unconfirmed.len(),
+                            "session lost"
+                        ),
+                    });
+                    slot.end = Some(end);
+                    slot.final_stats = stats;
+                    slot.wake_all(wake);
+                }
+            }
+        }
+    }
+
+    fn link_event(&mut self, id: SessionId, event: LinkEvent, wake: &mut Vec<Waker>) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.span.in_scope(|| match event {
+                LinkEvent::Disconnected { reason } => tracing::info!(%reason, "disconnected"),
+                LinkEvent::Resumed => tracing::info!("resumed"),
+            });
+            if slot.links.len() == MAX_LINK_EVENTS {
+                slot.links.pop_front();
+            }
+            slot.links.push_back(event);
+            slot.link_wakers.take_into(wake);
+        }
+    }
+
+    /// True when the client session has ended and reported it.
+    pub(crate) fn client_finished(&self) -> bool {
+        match &self.core {
+            Core::Client(s) => {
+                s.state() == SessionState::Ended
+                    && self.slots.get(&CLIENT_KEY).is_none_or(|slot| slot.end.is_some())
+            }
+            Core::Server(_) => false,
+        }
+    }
+
+    /// True when the server has nothing left to serve: no acceptor, no session.
+    pub(crate) fn server_finished(&self) -> bool {
+        match &self.core {
+            Core::Server(e) => {
+                !self.acceptor_alive && self.slots.is_empty() && e.session_count() == 0
+            }
+            Core::Client(_) => false,
+        }
+    }
+
+    /// The driver stops: every waiter learns it.
+    pub(crate) fn driver_stopped(&mut self, wake: &mut Vec<Waker>) {
+        self.driver_done = true;
+        for slot in self.slots.values_mut() {
+            slot.wake_all(wake);
+        }
+        self.accept_wakers.take_into(wake);
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(core: Core, manual_ack: bool, clock: Clock) -> Arc<Shared> {
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                core,
+                slots: HashMap::new(),
+                accept_queue: VecDeque::new(),
+                accept_wakers: Wakers::default(),
+                acceptor_alive: true,
+                manual_ack,
+                driver_waker: None,
+                kicked: false,
+                driver_done: false,
+                taken: 0,
+            }),
+            clock,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// Runs `f` on the session under the lock and kicks the driver.
+    fn with_session<R>(
+        &self,
+        key: SessionId,
+        f: impl FnOnce(Option<&mut tether_core::Session>) -> R,
+    ) -> R {
+        let mut inner = self.lock();
+        let r = f(inner.core.session_mut(key));
+        let kick = inner.kick();
+        drop(inner);
+        kick.wake();
+        r
+    }
+
+    // ----- handle side -----
+
+    /// Sends `payload` (taken from the option) or, on backpressure, puts it back and registers
+    /// `cx` (if any) to be woken when confirmations arrive.
+    pub(crate) fn poll_send(
+        &self,
+        key: SessionId,
+        cx: Option<&mut Context<'_>>,
+        payload: &mut Option<Bytes>,
+    ) -> Poll<Result<u64, SendError>> {
+        let Some(p) = payload.take() else {
+            return Poll::Ready(Err(SendError::Ended(Bytes::new())));
+        };
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let result = match inner.core.session_mut(key) {
+            Some(s) => s.send(now, p),
+            None => Err(SendError::Ended(p)),
+        };
+        match result {
+            Ok(seq) => {
+                let kick = inner.kick();
+                drop(inner);
+                kick.wake();
+                Poll::Ready(Ok(seq))
+            }
+            Err(SendError::Backpressure(p)) if cx.is_some() && !inner.driver_done => {
+                *payload = Some(p);
+                if let (Some(cx), Some(slot)) = (cx, inner.slot(key)) {
+                    slot.send_wakers.register(cx.waker());
+                }
+                Poll::Pending
+            }
+            Err(SendError::Backpressure(p)) if inner.driver_done => {
+                Poll::Ready(Err(SendError::Ended(p)))
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// True when a message of `len` bytes would be accepted now; otherwise registers `cx`.
+    pub(crate) fn poll_send_ready(&self, key: SessionId, cx: &mut Context<'_>, len: usize) -> bool {
+        let mut inner = self.lock();
+        let ready = inner.driver_done
+            || inner.end_of(key).is_some()
+            || inner
+                .core
+                .session(key)
+                .is_none_or(|s| s.can_send(len) || s.state() == SessionState::Ended);
+        if !ready {
+            if let Some(slot) = inner.slot(key) {
+                slot.send_wakers.register(cx.waker());
+            }
+        }
+        ready
+    }
+
+    /// The next message, `None` once the session has ended and every message was taken.
+    pub(crate) fn poll_recv(
+        &self,
+        key: SessionId,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<Message>> {
+        let mut inner = self.lock();
+        let manual = inner.manual_ack;
+        let driver_done = inner.driver_done;
+        let Some(slot) = inner.slots.get_mut(&key) else {
+            return Poll::Ready(None);
+        };
+        if let Some((seq, payload)) = slot.inbox.pop_front() {
+            inner.taken += 1;
+            let kick = if manual {
+                Kick(None)
+            } else {
+                if let Some(s) = inner.core.session_mut(key) {
+                    // Cannot fail: the message was delivered by the core.
+                    let _ = s.ack(seq);
+                }
+                inner.kick()
+            };
+            drop(inner);
+            kick.wake();
+            return Poll::Ready(Some(Message { seq, payload }));
+        }
+        if slot.end.is_some() || driver_done {
+            return Poll::Ready(None);
+        }
+        if let Some(cx) = cx {
+            slot.recv_wakers.register(cx.waker());
+        }
+        Poll::Pending
+    }
+
+    /// Manual-ack mode: acknowledges every received message up to and including `seq`.
+    pub(crate) fn ack(&self, key: SessionId, seq: u64) -> Result<(), AckError> {
+        if !self.lock().manual_ack {
+            return Err(AckError::NotManual);
+        }
+        self.with_session(key, |s| match s {
+            Some(s) => s.ack(seq),
+            // Ended: nothing to acknowledge any more; acking is harmless.
+            None => Ok(()),
+        })
+    }
+
+    /// Starts a clean close (once), then waits for the end.
+    pub(crate) fn poll_close(&self, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let requested = inner.slot(key).is_some_and(|s| s.close_requested);
+        if !requested && inner.end_of(key).is_none() {
+            if let Some(s) = inner.core.session_mut(key) {
+                let _ = s.close(now);
+            }
+            if let Some(slot) = inner.slot(key) {
+                slot.close_requested = true;
+                slot.span.in_scope(|| tracing::info!("close requested"));
+            }
+            let kick = inner.kick();
+            drop(inner);
+            kick.wake();
+            inner = self.lock();
+        }
+        Self::poll_end_locked(&mut inner, key, cx)
+    }
+
+    /// Waits for the session's end.
+    pub(crate) fn poll_end(&self, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+        let mut inner = self.lock();
+        Self::poll_end_locked(&mut inner, key, cx)
+    }
+
+    fn poll_end_locked(inner: &mut Inner, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+        if let Some(end) = inner.end_of(key) {
+            return Poll::Ready(end);
+        }
+        if let Some(slot) = inner.slot(key) {
+            slot.end_wakers.register(cx.waker());
+        }
+        Poll::Pending
+    }
+
+    /// Client: waits for the first handshake (`Ok`) or the end (`Err`).
+    pub(crate) fn poll_connected(
+        &self,
+        key: SessionId,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), End>> {
+        let mut inner = self.lock();
+        if inner.slots.get(&key).is_some_and(|s| s.connected) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(end) = inner.end_of(key) {
+            return Poll::Ready(Err(end));
+        }
+        if let Some(slot) = inner.slot(key) {
+            slot.end_wakers.register(cx.waker());
+        }
+        Poll::Pending
+    }
+
+    /// The next connection change, `None` once the session has ended and all were taken.
+    pub(crate) fn poll_link(
+        &self,
+        key: SessionId,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<LinkEvent>> {
+        let mut inner = self.lock();
+        let done = inner.end_of(key).is_some();
+        let Some(slot) = inner.slot(key) else {
+            return Poll::Ready(None);
+        };
+        if let Some(e) = slot.links.pop_front() {
+            return Poll::Ready(Some(e));
+        }
+        if done {
+            return Poll::Ready(None);
+        }
+        slot.link_wakers.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// Ends the session at once (`Lost` with reason `ApplicationAbort` on both sides).
+    pub(crate) fn abort(&self, key: SessionId) {
+        let now = self.clock.now();
+        self.with_session(key, |s| {
+            if let Some(s) = s {
+                s.abort(now);
+            }
+        });
+    }
+
+    /// The session's counters (its last ones after it ended).
+    pub(crate) fn stats(&self, key: SessionId) -> Stats {
+        let inner = self.lock();
+        if let Some(stats) = inner.slots.get(&key).and_then(|s| s.final_stats.clone()) {
+            return stats;
+        }
+        inner.core.session(key).map(|s| s.stats()).unwrap_or_default()
+    }
+
+    /// Where the session is.
+    pub(crate) fn state(&self, key: SessionId) -> SessionState {
+        let inner = self.lock();
+        if inner.end_of(key).is_some() {
+            return SessionState::Ended;
+        }
+        inner.core.session(key).map_or(SessionState::Ended, |s| s.state())
+    }
+
+    /// The session's id, once issued.
+    pub(crate) fn session_id(&self, key: SessionId) -> Option<SessionId> {
+        match &self.lock().core {
+            Core::Client(s) => s.id(),
+            Core::Server(_) => Some(key),
+        }
+    }
+
+    /// One more handle to `key`.
+    pub(crate) fn add_handle(&self, key: SessionId) {
+        if let Some(slot) = self.lock().slot(key) {
+            slot.handles += 1;
+        }
+    }
+
+    /// A handle to `key` was dropped; the last one aborts the session (if it has not ended).
+    pub(crate) fn drop_handle(&self, key: SessionId) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(slot) = inner.slot(key) else { return };
+        slot.handles = slot.handles.saturating_sub(1);
+        if slot.handles > 0 || slot.queued {
+            return;
+        }
+        let ended = slot.end.is_some();
+        if !ended {
+            slot.span.in_scope(|| tracing::info!("last handle dropped: aborting"));
+            if let Some(s) = inner.core.session_mut(key) {
+                s.abort(now);
+            }
+        }
+        if matches!(inner.core, Core::Server(_)) {
+            inner.slots.remove(&key);
+        }
+        let kick = inner.kick();
+        drop(inner);
+        kick.wake();
+    }
+
+    /// Server: the next accepted session's key (its slot now has one handle), `None` once the
+    /// driver has stopped.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<SessionId>> {
+        let mut inner = self.lock();
+        while let Some(id) = inner.accept_queue.pop_front() {
+            if let Some(slot) = inner.slot(id) {
+                slot.queued = false;
+                slot.handles += 1;
+                return Poll::Ready(Some(id));
+            }
+        }
+        if inner.driver_done {
+            return Poll::Ready(None);
+        }
+        inner.accept_wakers.register(cx.waker());
+        Poll::Pending
+    }
+
+    /// Server: the acceptor is gone. Queued sessions nobody accepted are aborted.
+    pub(crate) fn drop_acceptor(&self) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        inner.acceptor_alive = false;
+        while let Some(id) = inner.accept_queue.pop_front() {
+            inner.slots.remove(&id);
+            if let Some(s) = inner.core.session_mut(id) {
+                s.abort(now);
+            }
+        }
+        let kick = inner.kick();
+        drop(inner);
+        kick.wake();
+    }
+}
+
+#[cfg(all(test, tether_loom))]
+mod loom_tests;

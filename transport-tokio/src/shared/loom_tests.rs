@@ -1,0 +1,154 @@
+//! Loom model checks of the handle/driver interleavings that matter. Run with
+//! `RUSTFLAGS="--cfg tether_loom" cargo test -p tether-tokio --release --lib loom`.
+//!
+//! The driver's side is played by a loom thread calling the same `Inner` methods the real driver
+//! calls; the core is real (a client `Session` after an in-memory handshake with an `Endpoint`).
+
+use std::future::poll_fn;
+use std::task::{Context, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tether_core::{AckMode, Config, ConnId, Endpoint, Event, Instant, Reason, SendError, Transmit};
+
+use super::*;
+
+const CONN: ConnId = ConnId(1);
+
+/// A client session after its handshake, with message 0 sent and unconfirmed (the limit is one
+/// message, so the next send meets backpressure), and the server's bytes acknowledging it.
+fn fixture() -> (Arc<Shared>, Bytes) {
+    let clock = Clock::new();
+    let t0 = clock.now();
+    let config = Config { max_unconfirmed_messages: 1, ..Config::default() };
+    let mut client =
+        tether_core::Session::client(Config { ack_mode: AckMode::Manual, ..config.clone() }, 1, t0)
+            .unwrap();
+    let mut server = Endpoint::new(config.clone(), [7; 32], t0).unwrap();
+    let mut buf = BytesMut::new();
+    assert!(client.poll_connect(t0));
+    client.handle_connected(t0, CONN);
+    server.handle_connected(t0, CONN);
+    client.send(t0, Bytes::from_static(b"m0")).unwrap();
+    // Hello, Welcome, then the data frame.
+    for _ in 0..2 {
+        while let Some(Transmit::Write(_)) = client.poll_transmit(t0, &mut buf) {
+            server.handle_input(t0, CONN, buf.split().freeze());
+        }
+        while let Some(Transmit::Write(_)) = server.poll_transmit(t0, &mut buf) {
+            client.handle_input(t0, CONN, buf.split().freeze());
+        }
+    }
+    while client.poll_event().is_some() {}
+    // The server application takes message 0; its delayed ack goes out.
+    while let Some((_, e)) = server.poll_event() {
+        assert!(matches!(e, Event::Connected | Event::Message { .. }));
+    }
+    let later = Instant::from_nanos(t0.as_nanos() + config.ack_delay.as_nanos() as u64 + 1);
+    server.handle_timeout(later);
+    let mut ack = BytesMut::new();
+    while let Some(Transmit::Write(_)) = server.poll_transmit(later, &mut buf) {
+        ack.extend_from_slice(&buf.split());
+    }
+    assert!(!ack.is_empty());
+    assert!(!client.can_send(2));
+    let shared = Shared::new(Core::Client(Box::new(client)), false, clock);
+    shared.lock().slots.insert(CLIENT_KEY, Slot::new(1, tracing::Span::none()));
+    (shared, ack.freeze())
+}
+
+/// One driver pass without I/O: feed `input`, drain transmits and events, wake.
+fn driver_pass(shared: &Shared, input: Option<Bytes>) -> Vec<(Transmit, Bytes)> {
+    let now = shared.clock.now();
+    let mut wake = Vec::new();
+    let mut out = Vec::new();
+    let mut scratch = BytesMut::new();
+    let mut inner = shared.lock();
+    inner.begin_pass(Waker::noop());
+    if let Some(bytes) = input {
+        inner.core.handle_input(now, CONN, bytes);
+    }
+    inner.drain_transmits(now, &mut scratch, |t, b| {
+        out.push((t, b));
+        true
+    });
+    inner.drain_events(now, &mut wake);
+    drop(inner);
+    for w in wake {
+        w.wake();
+    }
+    out
+}
+
+/// A send blocked on backpressure is woken by the confirmation, whichever runs first.
+#[test]
+fn loom_send_racing_backpressure_release() {
+    loom::model(|| {
+        let (shared, ack) = fixture();
+        let driver = shared.clone();
+        let t = loom::thread::spawn(move || {
+            driver_pass(&driver, Some(ack));
+        });
+        let mut payload = Some(Bytes::from_static(b"m1"));
+        let r = loom::future::block_on(poll_fn(|cx| {
+            shared.poll_send(CLIENT_KEY, Some(cx), &mut payload)
+        }));
+        assert_eq!(r, Ok(1));
+        t.join().unwrap();
+        assert_eq!(shared.stats(CLIENT_KEY).messages_sent, 2);
+    });
+}
+
+/// A send racing a close is either accepted before it (and then part of what the close waits
+/// for) or refused as `Closing`: never lost in between.
+#[test]
+fn loom_close_racing_send() {
+    loom::model(|| {
+        let (shared, ack) = fixture();
+        driver_pass(&shared, Some(ack));
+        let closer = shared.clone();
+        let t = loom::thread::spawn(move || {
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(closer.poll_close(CLIENT_KEY, &mut cx).is_pending());
+        });
+        let r = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
+        t.join().unwrap();
+        let stats = shared.stats(CLIENT_KEY);
+        match r {
+            std::task::Poll::Ready(Ok(1)) => assert_eq!(stats.messages_sent, 2),
+            std::task::Poll::Ready(Err(SendError::Closing(p))) => {
+                assert_eq!(&p[..], b"m1");
+                assert_eq!(stats.messages_sent, 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Sends after the close are refused.
+        let late = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m2")));
+        assert!(matches!(late, std::task::Poll::Ready(Err(SendError::Closing(_)))));
+    });
+}
+
+/// The last handle is dropped while the driver is in the middle of a pass: the session is aborted
+/// exactly once, the end is recorded with the unconfirmed message, and the driver sees it finished.
+#[test]
+fn loom_handle_dropped_while_driver_mid_write() {
+    loom::model(|| {
+        let (shared, _ack) = fixture();
+        let driver = shared.clone();
+        let t = loom::thread::spawn(move || driver_pass(&driver, None));
+        shared.drop_handle(CLIENT_KEY);
+        let mut written = t.join().unwrap();
+        written.extend(driver_pass(&shared, None));
+        // The abort reached the wire exactly once, as the connection's last write.
+        let closes = written.iter().filter(|(t, _)| matches!(t, Transmit::Close(_))).count();
+        assert_eq!(closes, 1);
+        let inner = shared.lock();
+        assert!(inner.client_finished());
+        match inner.end_of(CLIENT_KEY) {
+            Some(End::Lost { reason: Reason::ApplicationAbort, unconfirmed }) => {
+                assert_eq!(unconfirmed.len(), 1);
+                assert_eq!(&unconfirmed[0].payload[..], b"m0");
+            }
+            other => panic!("unexpected end {other:?}"),
+        }
+    });
+}

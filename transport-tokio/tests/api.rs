@@ -1,0 +1,137 @@
+//! The handle API: Sink/Stream, dropping, manual acks, and a junk flood next to a live session.
+
+mod common;
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{config, payload, within};
+use futures_core::Stream;
+use futures_sink::Sink;
+use tether_tokio::{connect, AckMode, Config, End, Reason, Server};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_and_stream() {
+    within(30, async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let mut s = server.accept().await.unwrap();
+            let mut got = Vec::new();
+            while let Some(m) = poll_fn(|cx| Pin::new(&mut s).poll_next(cx)).await {
+                got.push(m.payload);
+            }
+            (got, s.ended().await)
+        });
+        let mut client = connect(addr, config()).await.unwrap();
+        let n = 2_000;
+        for i in 0..n {
+            poll_fn(|cx| Pin::new(&mut client).poll_ready(cx)).await.unwrap();
+            Pin::new(&mut client).start_send(payload("sink", i)).unwrap();
+        }
+        poll_fn(|cx| Pin::new(&mut client).poll_flush(cx)).await.unwrap();
+        poll_fn(|cx| Pin::new(&mut client).poll_close(cx)).await.unwrap();
+        let (got, end) = reader.await.unwrap();
+        common::assert_all(&got, "sink", n);
+        assert_eq!(end, End::Closed);
+    })
+    .await;
+}
+
+/// Dropping the last handle aborts the session; the peer sees `Lost(ApplicationAbort)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_aborts() {
+    within(30, async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let s = server.accept().await.unwrap();
+        let clone = client.clone();
+        drop(client);
+        // A clone keeps it alive.
+        clone.send(Bytes::from_static(b"still here")).await.unwrap();
+        assert_eq!(s.recv().await.unwrap().payload, Bytes::from_static(b"still here"));
+        drop(clone);
+        match s.ended().await {
+            End::Lost { reason, .. } => assert_eq!(reason, Reason::ApplicationAbort),
+            e => panic!("{e:?}"),
+        }
+        assert!(s.recv().await.is_none());
+    })
+    .await;
+}
+
+/// In manual-ack mode only what the application acked is confirmed to the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_ack_confirms_only_acked_messages() {
+    within(30, async {
+        let manual = Config { ack_mode: AckMode::Manual, ..config() };
+        let server = Server::bind("127.0.0.1:0", manual).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let s = server.accept().await.unwrap();
+        for i in 0..10 {
+            client.send(payload("m", i)).await.unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(s.recv().await.unwrap().seq, i);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(client.stats().unconfirmed_messages, 10);
+        s.ack(3).unwrap();
+        while client.stats().unconfirmed_messages != 6 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        s.ack(9).unwrap();
+        while client.stats().unconfirmed_messages != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(client.ack(0).is_err(), "the client acks on receipt");
+        assert_eq!(client.close().await, End::Closed);
+    })
+    .await;
+}
+
+/// A flood of junk connections beyond `max_handshakes` does not disturb an established session,
+/// and the limits hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_flood_does_not_disturb_established_sessions() {
+    within(30, async {
+        let cfg = Config { max_handshakes: 8, max_sessions: 2, ..config() };
+        let server = Server::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let client = connect(addr, cfg.clone()).await.unwrap();
+        let s = server.accept().await.unwrap();
+        tokio::spawn(async move {
+            while let Some(m) = s.recv().await {
+                let _ = s.send(m.payload).await;
+            }
+        });
+        let mut junk = Vec::new();
+        for i in 0..60u32 {
+            let Ok(mut c) = TcpStream::connect(addr).await else { continue };
+            if i % 2 == 0 {
+                let _ = c.write_all(&[0xff; 200]).await;
+            }
+            junk.push(c);
+            let p = Bytes::from(i.to_string());
+            client.send(p.clone()).await.unwrap();
+            assert_eq!(client.recv().await.unwrap().payload, p);
+            assert!(server.counts().handshakes <= 8);
+        }
+        // The session table is bounded too: a third session is refused (max_sessions = 2).
+        let second = connect(addr, cfg.clone()).await.unwrap();
+        let third = connect(addr, Config { session_timeout: Duration::from_millis(500), ..cfg })
+            .await
+            .map(|_| ());
+        assert!(third.is_err(), "third session accepted beyond max_sessions");
+        assert_eq!(server.counts().sessions, 2);
+        drop(second);
+        drop(junk);
+        assert_eq!(client.stats().reconnects, 0);
+        assert_eq!(client.close().await, End::Closed);
+    })
+    .await;
+}

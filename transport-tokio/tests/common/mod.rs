@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests: a test config, numbered payloads, and one side of an
+//! exchange (send N, receive everything, end) with its checks.
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tether_tokio::{Config, End, Session};
+
+/// Short timers so faults are detected and healed in well under a second.
+pub fn config() -> Config {
+    Config {
+        heartbeat_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(600),
+        ack_timeout: Duration::from_millis(1500),
+        handshake_timeout: Duration::from_millis(1000),
+        session_timeout: Duration::from_secs(20),
+        close_timeout: Duration::from_secs(20),
+        reconnect_backoff_initial: Duration::from_millis(20),
+        reconnect_backoff_max: Duration::from_millis(200),
+        ..Config::default()
+    }
+}
+
+/// Message `i` from `tag`: recognisable and of varying length.
+pub fn payload(tag: &str, i: u64) -> Bytes {
+    let pad = "x".repeat((i % 97) as usize);
+    Bytes::from(format!("{tag}-{i}-{pad}"))
+}
+
+/// What one side saw.
+#[derive(Debug)]
+pub struct Outcome {
+    pub received: Vec<Bytes>,
+    pub end: End,
+}
+
+/// Sends `n` messages tagged `tag` (pausing `pace` every 100), receives until the end, and (if
+/// `close`) closes once everything was sent. Checks sequence numbers as they arrive.
+pub async fn run_side(
+    s: Session,
+    tag: &'static str,
+    n: u64,
+    close: bool,
+    pace: Duration,
+) -> Outcome {
+    let r = s.clone();
+    let sender = async move {
+        for i in 0..n {
+            let seq = s.send(payload(tag, i)).await.expect("send");
+            assert_eq!(seq, i);
+            if i % 100 == 99 && !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
+        }
+        if close {
+            s.close().await
+        } else {
+            s.ended().await
+        }
+    };
+    let receiver = async move {
+        let mut received = Vec::new();
+        while let Some(m) = r.recv().await {
+            assert_eq!(m.seq, received.len() as u64, "sequence gap or duplicate");
+            received.push(m.payload);
+        }
+        received
+    };
+    let (end, received) = tokio::join!(sender, receiver);
+    Outcome { received, end }
+}
+
+/// Every message of `tag` arrived exactly once, in order, unmodified.
+pub fn assert_all(received: &[Bytes], tag: &str, n: u64) {
+    assert_eq!(received.len() as u64, n, "{tag}: wrong number of messages");
+    for (i, p) in received.iter().enumerate() {
+        assert_eq!(p, &payload(tag, i as u64), "{tag}: message {i} differs");
+    }
+}
+
+/// Fails the test instead of hanging.
+pub async fn within<T>(secs: u64, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f).await.expect("test timed out")
+}
