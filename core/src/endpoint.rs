@@ -9,6 +9,7 @@ use rand_core::{RngCore, SeedableRng};
 use subtle::ConstantTimeEq;
 
 use crate::config::{Config, ConfigError};
+use crate::deadlines::Deadlines;
 use crate::event::Event;
 use crate::reason::Reason;
 use crate::session::{ConnId, Session, SessionId, Transmit};
@@ -25,18 +26,11 @@ const HANDSHAKE_FRAME_LIMIT: u32 = 128;
 #[derive(Debug)]
 enum ConnSlot {
     /// Waiting for its `Hello`.
-    Handshaking { decoder: Decoder, since: Instant },
+    Handshaking { decoder: Decoder },
     /// Refused: a `Reject` frame (if any) is to be written, then the connection closed.
     Rejecting { frame: Option<Frame> },
     /// Attached to a session.
     Session(SessionId),
-}
-
-/// A session that closed cleanly, remembered so a late resume learns it closed (not "unknown").
-#[derive(Debug)]
-struct Tombstone {
-    secret: Secret,
-    expires: Instant,
 }
 
 /// The server end of tether: one per listening address.
@@ -64,7 +58,16 @@ pub struct Endpoint {
     sessions: BTreeMap<SessionId, Session>,
     conns: BTreeMap<ConnId, ConnSlot>,
     handshakes: u32,
-    tombstones: BTreeMap<SessionId, Tombstone>,
+    /// Sessions that closed cleanly, with their secrets, remembered for `session_timeout` so a late
+    /// resume learns the session closed (not "unknown").
+    tombstones: BTreeMap<SessionId, Secret>,
+    /// When each tombstone expires.
+    tombstone_expiry: Deadlines<SessionId>,
+    /// When each connection's handshake times out.
+    handshake_expiry: Deadlines<ConnId>,
+    /// Each session's `poll_timeout`, as of the last time it was drained (touched sessions may
+    /// have moved since and are looked at directly).
+    session_timers: Deadlines<SessionId>,
     /// Connections with a `Reject` to write.
     rejecting: VecDeque<ConnId>,
     /// Sessions that may have output to write.
@@ -85,6 +88,9 @@ impl Endpoint {
             conns: BTreeMap::new(),
             handshakes: 0,
             tombstones: BTreeMap::new(),
+            tombstone_expiry: Deadlines::default(),
+            handshake_expiry: Deadlines::default(),
+            session_timers: Deadlines::default(),
             rejecting: VecDeque::new(),
             touched: BTreeSet::new(),
             eventful: BTreeSet::new(),
@@ -146,8 +152,9 @@ impl Endpoint {
             return;
         }
         self.handshakes += 1;
+        self.handshake_expiry.set(conn, Some(now + self.config.handshake_timeout));
         let decoder = Decoder::new(HANDSHAKE_FRAME_LIMIT);
-        self.conns.insert(conn, ConnSlot::Handshaking { decoder, since: now });
+        self.conns.insert(conn, ConnSlot::Handshaking { decoder });
     }
 
     /// Bytes read from `conn`. Unknown connections are ignored.
@@ -183,7 +190,10 @@ impl Endpoint {
     pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId) {
         self.last_now = now;
         match self.conns.remove(&conn) {
-            Some(ConnSlot::Handshaking { .. }) => self.handshakes -= 1,
+            Some(ConnSlot::Handshaking { .. }) => {
+                self.handshakes -= 1;
+                self.handshake_expiry.set(conn, None);
+            }
             Some(ConnSlot::Session(id)) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.handle_disconnected(now, conn);
@@ -199,44 +209,37 @@ impl Endpoint {
     /// Acts on every deadline at or before `now`: handshakes, sessions, tombstones.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        let limit = self.config.handshake_timeout;
-        let expired: alloc::vec::Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, slot)| match slot {
-                ConnSlot::Handshaking { since, .. } if *since + limit <= now => Some(*id),
-                _ => None,
-            })
-            .collect();
-        for conn in expired {
+        while let Some(conn) = self.handshake_expiry.pop_due(now) {
             self.end_handshake(conn, Some(Reason::HandshakeTimeout));
         }
-        let due: alloc::vec::Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        // Sessions whose indexed deadline passed, and touched ones (their index may be stale).
+        let mut due: alloc::vec::Vec<SessionId> = self.touched.iter().copied().collect();
+        while let Some(id) = self.session_timers.pop_due(now) {
+            due.push(id);
+        }
         for id in due {
             if let Some(s) = self.sessions.get_mut(&id) {
                 s.handle_timeout(now);
+                self.touch(id);
             }
-            self.touch(id);
         }
-        self.tombstones.retain(|_, t| t.expires > now);
+        while let Some(id) = self.tombstone_expiry.pop_due(now) {
+            self.tombstones.remove(&id);
+        }
         self.enforce_detached_limit(now);
     }
 
-    /// The earliest deadline of any session or handshake.
+    /// The earliest deadline of any session, handshake or tombstone.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let limit = self.config.handshake_timeout;
-        let handshakes = self.conns.values().fold(None, |acc, slot| match slot {
-            ConnSlot::Handshaking { since, .. } => earliest(acc, Some(*since + limit)),
-            _ => acc,
-        });
-        let tombstones = self.tombstones.values().map(|t| t.expires).min();
-        let acc = earliest(handshakes, tombstones);
-        self.sessions.values().fold(acc, |acc, s| earliest(acc, s.poll_timeout()))
+        let indexed = earliest(
+            self.session_timers.earliest(),
+            earliest(self.handshake_expiry.earliest(), self.tombstone_expiry.earliest()),
+        );
+        // Sessions touched since they were last drained: ask them (usually none or few).
+        self.touched
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
+            .fold(indexed, |acc, s| earliest(acc, s.poll_timeout()))
     }
 
     /// The next output: bytes for a connection appended to `buf`, or a connection to close.
@@ -267,6 +270,7 @@ impl Endpoint {
                 }
                 None => {
                     self.touched.remove(&id);
+                    self.session_timers.set(id, s.poll_timeout());
                     self.reap(id);
                 }
             }
@@ -315,14 +319,15 @@ impl Endpoint {
         let secret = s.secret;
         let clean = s.closed_cleanly;
         self.sessions.remove(&id);
+        self.session_timers.set(id, None);
         self.conns.retain(|_, slot| !matches!(slot, ConnSlot::Session(owner) if *owner == id));
         if clean {
             let expires = self.last_now + self.config.session_timeout;
-            self.tombstones.insert(id, Tombstone { secret, expires });
+            self.tombstones.insert(id, secret);
+            self.tombstone_expiry.set(id, Some(expires));
             while self.tombstones.len() > self.config.max_detached_sessions as usize {
-                let oldest =
-                    self.tombstones.iter().min_by_key(|(_, t)| t.expires).map(|(id, _)| *id);
-                oldest.map(|id| self.tombstones.remove(&id));
+                let Some(oldest) = self.tombstone_expiry.pop_earliest() else { break };
+                self.tombstones.remove(&oldest);
             }
         }
     }
@@ -333,6 +338,7 @@ impl Endpoint {
             return;
         };
         self.handshakes -= 1;
+        self.handshake_expiry.set(conn, None);
         let mut decoder = decoder;
         decoder.set_max_frame_size(self.config.max_frame_size);
         let version_ok =
@@ -395,7 +401,7 @@ impl Endpoint {
         let id = SessionId(hello.session_id);
         let Some(s) = self.sessions.get_mut(&id) else {
             return Err(match self.tombstones.get(&id) {
-                Some(t) if bool::from(t.secret.ct_eq(&hello.secret)) => Reason::SessionClosed,
+                Some(secret) if bool::from(secret.ct_eq(&hello.secret)) => Reason::SessionClosed,
                 Some(_) => Reason::BadSecret,
                 None => Reason::UnknownSession,
             });
@@ -430,6 +436,7 @@ impl Endpoint {
     fn end_handshake(&mut self, conn: ConnId, reason: Option<Reason>) {
         if let Some(ConnSlot::Handshaking { .. }) = self.conns.remove(&conn) {
             self.handshakes -= 1;
+            self.handshake_expiry.set(conn, None);
         }
         match reason {
             Some(reason) => self.reject(conn, reason),
@@ -443,6 +450,9 @@ impl Endpoint {
     /// Gives up the longest-detached sessions beyond `max_detached_sessions`.
     fn enforce_detached_limit(&mut self, now: Instant) {
         let max = self.config.max_detached_sessions as usize;
+        if self.sessions.len() <= max {
+            return;
+        }
         loop {
             let detached: alloc::vec::Vec<(Instant, SessionId)> = self
                 .sessions

@@ -19,6 +19,7 @@ extern crate alloc;
 mod backoff;
 mod config;
 mod crc;
+mod deadlines;
 mod endpoint;
 mod error;
 mod event;
