@@ -48,9 +48,9 @@ enum ConnSlot {
 /// key material given to [`Endpoint::new`] (from the OS RNG in production): unpredictable to an
 /// observer, deterministic for a given key. Secrets are compared in constant time.
 ///
-/// Cost: routing input and output is O(log sessions). `poll_timeout`, `handle_timeout`, the
-/// detached-session limit (on each detach) and dropping an ended session scan every session or
-/// connection (O(n)); fine for thousands of sessions, the next thing to improve beyond.
+/// Cost: routing input and output, `poll_timeout` and `handle_timeout` are O(log n) (deadlines are
+/// kept in a time-ordered index). Enforcing the detached-session limit and dropping an ended
+/// session scan the session or connection table.
 #[derive(Debug)]
 pub struct Endpoint {
     config: Arc<Config>,
