@@ -74,6 +74,10 @@ impl Decoder {
     /// Adds received bytes. Call [`Decoder::next_frame`] until it returns `Ok(None)` before pushing more,
     /// or the unconsumed bytes are copied once to keep them.
     pub fn push(&mut self, bytes: Bytes) {
+        if self.failed.is_some() {
+            // A failed decoder keeps nothing (fuzz finding F1: it used to grow without bound).
+            return;
+        }
         if self.input.is_empty() {
             self.input = bytes;
         } else if !bytes.is_empty() {
@@ -280,6 +284,7 @@ mod tests {
         assert_eq!(d.buffered(), 0);
         d.push(Bytes::from_static(&[1, 2, 3]));
         assert!(d.next_frame().is_err(), "a failed decoder stays failed");
+        assert_eq!(d.buffered(), 0, "and keeps nothing pushed after the failure");
     }
 
     #[test]
