@@ -1,5 +1,5 @@
 //! Loopback benchmark: raw length-prefixed framed TCP against tether-tokio, in one process and one
-//! run, on the same tokio runtime (multi-thread, 2 workers). Method: `transport-tokio/BENCHMARKS-tokio.md`
+//! run, on the same tokio runtime (multi-thread, 2 workers). Method and figures: `BENCHMARKS.md` (tether-tokio section)
 //! (it follows `shared/ANCHORS.md`).
 //!
 //! Run: `cargo bench -p tether-tokio --bench loopback`. `BENCH_SECS` sets the send time per
