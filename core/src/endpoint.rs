@@ -290,8 +290,11 @@ impl Endpoint {
             };
             match s.poll_event() {
                 Some(event) => {
-                    // Delivering a message may open the window or make an ack due.
-                    self.touched.insert(id);
+                    // Delivering a message may open the window or make an ack due. (Checked
+                    // first: draining one session's messages finds it touched already.)
+                    if !self.touched.contains(&id) {
+                        self.touched.insert(id);
+                    }
                     return Some((id, event));
                 }
                 None => {

@@ -39,12 +39,21 @@ pub enum FrameType {
 impl FrameType {
     fn from_code(code: u8) -> Option<FrameType> {
         use FrameType::*;
-        [
-            Hello, Welcome, Reject, Data, Ack, Ping, Pong, Close, CloseAck, CloseDone, Abort,
-            ConnClose,
-        ]
-        .into_iter()
-        .find(|t| *t as u8 == code)
+        Some(match code {
+            0x01 => Hello,
+            0x02 => Welcome,
+            0x03 => Reject,
+            0x04 => Data,
+            0x05 => Ack,
+            0x06 => Ping,
+            0x07 => Pong,
+            0x08 => Close,
+            0x09 => CloseAck,
+            0x0A => CloseDone,
+            0x0B => Abort,
+            0x0C => ConnClose,
+            _ => return None,
+        })
     }
 }
 
