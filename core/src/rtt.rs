@@ -2,37 +2,38 @@
 
 use crate::time::Duration;
 
-/// Smoothed RTT and its variation from samples.
+/// Smoothed RTT and its variation from samples, in nanoseconds (compact: it lives in every session).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
+    /// Smoothed RTT; meaningful once `sampled`.
+    srtt: u64,
+    rttvar: u64,
+    sampled: bool,
 }
 
 impl RttEstimator {
     /// Folds in one sample: the first sets SRTT = R, RTTVAR = R/2; later ones use alpha 1/8, beta 1/4.
     pub(crate) fn sample(&mut self, r: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(r);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + r) / 8);
-            }
+        let r = u64::try_from(r.as_nanos()).unwrap_or(u64::MAX / 8);
+        if self.sampled {
+            let delta = self.srtt.abs_diff(r);
+            self.rttvar = (self.rttvar.saturating_mul(3)).saturating_add(delta) / 4;
+            self.srtt = (self.srtt.saturating_mul(7)).saturating_add(r) / 8;
+        } else {
+            self.sampled = true;
+            self.srtt = r;
+            self.rttvar = r / 2;
         }
     }
 
     /// Smoothed RTT, once sampled.
     pub(crate) fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        self.sampled.then(|| Duration::from_nanos(self.srtt))
     }
 
     /// RTT variation, once sampled.
     pub(crate) fn rttvar(&self) -> Option<Duration> {
-        self.srtt.map(|_| self.rttvar)
+        self.sampled.then(|| Duration::from_nanos(self.rttvar))
     }
 }
 

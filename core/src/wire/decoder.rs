@@ -31,11 +31,11 @@ pub enum DecodeError {
         /// The frame's type.
         frame_type: FrameType,
         /// Its body length.
-        len: usize,
+        len: u32,
     },
-    /// A field holds a value outside its domain.
-    #[error("invalid {0}")]
-    BadField(&'static str),
+    /// A flag or kind byte holds a value outside its domain.
+    #[error("invalid {0:?} field")]
+    BadField(FrameType),
 }
 
 impl DecodeError {

@@ -298,7 +298,7 @@ impl Frame {
             if body_len == want {
                 Ok(())
             } else {
-                Err(DecodeError::BadLength { frame_type: ty, len: body_len })
+                Err(DecodeError::BadLength { frame_type: ty, len: body_len as u32 })
             }
         };
         let mut b = &frame[5..crc_at];
@@ -310,7 +310,7 @@ impl Frame {
                 let kind = match b.get_u8() {
                     0 => HelloKind::New,
                     1 => HelloKind::Resume,
-                    _ => return Err(DecodeError::BadField("hello kind")),
+                    _ => return Err(DecodeError::BadField(FrameType::Hello)),
                 };
                 let session_id = b.get_u64();
                 let secret = take_secret(&mut b);
@@ -330,7 +330,7 @@ impl Frame {
                 let resumed = match b.get_u8() {
                     0 => false,
                     1 => true,
-                    _ => return Err(DecodeError::BadField("welcome resumed flag")),
+                    _ => return Err(DecodeError::BadField(FrameType::Welcome)),
                 };
                 let session_id = b.get_u64();
                 let secret = take_secret(&mut b);
@@ -353,7 +353,7 @@ impl Frame {
             }
             FrameType::Data => {
                 if body_len < 16 {
-                    return Err(DecodeError::BadLength { frame_type: ty, len: body_len });
+                    return Err(DecodeError::BadLength { frame_type: ty, len: body_len as u32 });
                 }
                 let seq = b.get_u64();
                 let ack = b.get_u64();
