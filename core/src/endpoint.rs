@@ -74,6 +74,10 @@ pub struct Endpoint {
     touched: BTreeSet<SessionId>,
     /// Sessions that may have events to report.
     eventful: BTreeSet<SessionId>,
+    /// Round-robin positions: `poll_event` / `poll_transmit` look for the first marked session
+    /// at or after these ids (wrapping), so no session is starved by a lower-numbered busy one.
+    event_cursor: u64,
+    transmit_cursor: u64,
     last_now: Instant,
 }
 
@@ -94,6 +98,8 @@ impl Endpoint {
             rejecting: VecDeque::new(),
             touched: BTreeSet::new(),
             eventful: BTreeSet::new(),
+            event_cursor: 0,
+            transmit_cursor: 0,
             last_now: now,
         })
     }
@@ -253,13 +259,14 @@ impl Endpoint {
             }
             return Some(Transmit::Close(conn));
         }
-        while let Some(&id) = self.touched.first() {
+        while let Some(id) = next_from(&self.touched, self.transmit_cursor) {
             let Some(s) = self.sessions.get_mut(&id) else {
                 self.touched.remove(&id);
                 continue;
             };
             match s.poll_transmit(now, buf) {
                 Some(t) => {
+                    self.transmit_cursor = id.0.wrapping_add(1);
                     if let Transmit::Close(conn) = t {
                         if matches!(self.conns.get(&conn), Some(ConnSlot::Session(owner)) if *owner == id)
                         {
@@ -283,13 +290,16 @@ impl Endpoint {
     /// resume is told `SessionClosed`).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<(SessionId, Event)> {
-        while let Some(&id) = self.eventful.first() {
+        while let Some(id) = next_from(&self.eventful, self.event_cursor) {
             let Some(s) = self.sessions.get_mut(&id) else {
                 self.eventful.remove(&id);
                 continue;
             };
             match s.poll_event() {
                 Some(event) => {
+                    // Round robin: the next call starts after this session, so a caller that
+                    // reads a few events at a time (a slow consumer) starves no session.
+                    self.event_cursor = id.0.wrapping_add(1);
                     // Delivering a message may open the window or make an ack due. (Checked
                     // first: draining one session's messages finds it touched already.)
                     if !self.touched.contains(&id) {
@@ -475,4 +485,9 @@ impl Endpoint {
             self.touch(oldest);
         }
     }
+}
+
+/// The first id in `set` at or after `from`, wrapping around to the smallest.
+fn next_from(set: &BTreeSet<SessionId>, from: u64) -> Option<SessionId> {
+    set.range(SessionId(from)..).next().or_else(|| set.first()).copied()
 }

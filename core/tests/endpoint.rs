@@ -325,3 +325,23 @@ fn first_event_of_a_server_session_is_connected() {
         assert_eq!(app.events.first(), Some(&Event::Connected));
     }
 }
+
+/// A caller that reads a few events at a time is served round robin: no session starves behind
+/// a busier, lower-numbered one (sim finding #7).
+#[test]
+fn poll_event_is_round_robin_across_sessions() {
+    let mut net = Net::new(test_config(), 3, 12);
+    assert!(net.run_until(LIMIT, |n| (0..3).all(|i| n.server_app(i).is_some())));
+    net.server_stalled = true;
+    for i in 0..3 {
+        net.client_sends(i, 20, 10);
+    }
+    net.run_for(Duration::from_millis(100));
+    let mut firsts = std::collections::BTreeMap::new();
+    for k in 0..6 {
+        let (id, e) = net.server.poll_event().expect("events are waiting");
+        assert!(matches!(e, Event::Message { .. }));
+        firsts.entry(id).or_insert(k);
+    }
+    assert_eq!(firsts.len(), 3, "six reads reached all three sessions: {firsts:?}");
+}

@@ -305,6 +305,9 @@ pub fn plan(scenario: &str, seed: u64, s: Scale) -> Option<Plan> {
             n_clients = r.range(2, 6) as usize;
             p.traffic = (scale(s, 100, 600, r), r.range(0, 5), 64, 2048);
             p.config.receive_window_messages = [4, 8, 32][r.index(3)];
+            // The server reads as little as one message per 5 ms for all clients together (up to
+            // 6 x 600 messages): the close must be given time to drain that.
+            p.config.close_timeout = Duration::from_secs(60);
             let stop_until = at(ms(r.range(500, 4000)));
             p.server.read = if r.chance(0.5) {
                 p.app_faults.push(FaultClass::SlowReader);

@@ -76,3 +76,21 @@ fn half_close_slow_transfer_13() {
     assert_passes("half-close", 13);
     assert_passes("half-close", 21);
 }
+
+/// Found by the 0..20000 sweep (FOUND.md #6): on a slow link the server's `Welcome` went out in
+/// one write with the whole replay batch, so it arrived after the client's handshake timeout,
+/// every time. Fixed in core: the handshake frame is a transmit of its own.
+#[test]
+fn found_6_welcome_behind_replay_batch_half_close() {
+    for seed in [3626, 5738, 12232, 15272] {
+        assert_passes("half-close", seed);
+    }
+}
+
+/// Found by the 0..20000 sweep (FOUND.md #7): a server application reading a few events at a
+/// time starved the highest-numbered session (the endpoint drained sessions in id order). Fixed
+/// in core: round robin. The scenario also gives this slow reader's close time to drain.
+#[test]
+fn found_7_event_starvation_slow_receiver_9530() {
+    assert_passes("slow-receiver", 9530);
+}

@@ -24,9 +24,11 @@ impl Session {
         let c = self.conn.as_ref()?;
         let id = c.id;
         if c.handshake_pending {
+            // The handshake frame goes out in a transmit of its own, ahead of any replay batch,
+            // so a slow link delivers it first and the peer's handshake timer is not charged for
+            // the replay.
             self.write_handshake(buf);
-        }
-        if self.conn.as_ref().is_some_and(|c| c.established) {
+        } else if self.conn.as_ref().is_some_and(|c| c.established) {
             self.write_established(now, buf, start);
         }
         if buf.len() == start {
