@@ -144,9 +144,12 @@ fn progress(label: &str, up: &Tally, down: &Tally, start: Instant) {
     let _ = std::io::stdout().flush();
 }
 
-/// One tether side: sends MESSAGES in paced bursts, receives everything, ends.
+/// One tether side: sends MESSAGES in paced bursts, receives everything, ends. The closing side
+/// closes once it has sent everything and received all of the peer's messages (a close stops new
+/// sends on both sides, so closing earlier would cut the peer short).
 async fn tether_side(s: Session, out: Arc<Tally>, inn: Arc<Tally>, close: bool) -> End {
     let r = s.clone();
+    let (all_in_tx, all_in) = tokio::sync::oneshot::channel::<()>();
     let sender = async move {
         let mut tick = tokio::time::interval(TICK);
         let mut seq = 0;
@@ -159,6 +162,7 @@ async fn tether_side(s: Session, out: Arc<Tally>, inn: Arc<Tally>, close: bool) 
             }
         }
         if close {
+            let _ = all_in.await;
             s.close().await
         } else {
             s.ended().await
@@ -166,8 +170,12 @@ async fn tether_side(s: Session, out: Arc<Tally>, inn: Arc<Tally>, close: bool) 
     };
     let receiver = async move {
         let mut next = 0;
+        let mut all_in_tx = Some(all_in_tx);
         while let Some(m) = r.recv().await {
             inn.on_message(&mut next, &m.payload);
+            if next == MESSAGES {
+                all_in_tx.take().map(|tx| tx.send(()));
+            }
         }
     };
     tokio::join!(sender, receiver).0

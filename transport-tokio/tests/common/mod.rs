@@ -36,8 +36,10 @@ pub struct Outcome {
     pub end: End,
 }
 
-/// Sends `n` messages tagged `tag` (pausing `pace` every 100), receives until the end, and (if
-/// `close`) closes once everything was sent. Checks sequence numbers as they arrive.
+/// Sends `n` messages tagged `tag` (pausing `pace` every 100) and receives until the end. If
+/// `close`, closes once everything was sent *and* the peer's `n` messages all arrived: a close stops
+/// new sends on both sides, so closing earlier would cut the peer's sending short. Checks sequence
+/// numbers as they arrive.
 pub async fn run_side(
     s: Session,
     tag: &'static str,
@@ -46,6 +48,7 @@ pub async fn run_side(
     pace: Duration,
 ) -> Outcome {
     let r = s.clone();
+    let (all_in_tx, all_in) = tokio::sync::oneshot::channel::<()>();
     let sender = async move {
         for i in 0..n {
             let seq = s.send(payload(tag, i)).await.expect("send");
@@ -55,6 +58,7 @@ pub async fn run_side(
             }
         }
         if close {
+            let _ = all_in.await;
             s.close().await
         } else {
             s.ended().await
@@ -62,9 +66,13 @@ pub async fn run_side(
     };
     let receiver = async move {
         let mut received = Vec::new();
+        let mut all_in_tx = Some(all_in_tx);
         while let Some(m) = r.recv().await {
             assert_eq!(m.seq, received.len() as u64, "sequence gap or duplicate");
             received.push(m.payload);
+            if received.len() as u64 == n {
+                all_in_tx.take().map(|tx| tx.send(()));
+            }
         }
         received
     };
