@@ -489,5 +489,8 @@ impl Endpoint {
 
 /// The first id in `set` at or after `from`, wrapping around to the smallest.
 fn next_from(set: &BTreeSet<SessionId>, from: u64) -> Option<SessionId> {
+    if set.len() <= 1 {
+        return set.first().copied();
+    }
     set.range(SessionId(from)..).next().or_else(|| set.first()).copied()
 }
