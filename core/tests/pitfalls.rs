@@ -21,8 +21,8 @@ struct Raw {
 }
 
 impl Raw {
-    /// A client whose handshake was answered with a Welcome advertising `window` messages.
-    fn new(config: Config, window: u64) -> Raw {
+    /// A client whose `Hello` is written and whose server has not answered yet.
+    fn handshaking(config: Config) -> Raw {
         let now = Instant::from_millis(10);
         let mut s = Session::client(config, 1, now).unwrap();
         assert!(s.poll_connect(now));
@@ -31,16 +31,18 @@ impl Raw {
         let mut raw = Raw { s, now, conn };
         let out = raw.drain();
         assert!(matches!(out.first(), Some(Frame::Hello(_))));
-        let positions = Positions { received: 0, acked: 0, max_seq: window, max_bytes: 1 << 30 };
-        let welcome = Frame::Welcome(Welcome {
-            version: 1,
-            resumed: false,
-            session_id: 7,
-            secret: [3; 16],
-            positions,
-            max_message_size: 1 << 20,
-        });
-        raw.feed(&[welcome]);
+        raw
+    }
+
+    /// A client whose handshake was answered with a Welcome advertising `window` messages.
+    fn new(config: Config, window: u64) -> Raw {
+        let mut raw = Raw::handshaking(config);
+        raw.feed(&[welcome(Positions {
+            received: 0,
+            acked: 0,
+            max_seq: window,
+            max_bytes: 1 << 30,
+        })]);
         assert_eq!(raw.s.poll_event(), Some(Event::Connected));
         raw
     }
@@ -82,6 +84,18 @@ impl Raw {
             _ => None,
         })
     }
+}
+
+/// A new-session `Welcome` from the hand-played server with the given positions.
+fn welcome(positions: Positions) -> Frame {
+    Frame::Welcome(Welcome {
+        version: 1,
+        resumed: false,
+        session_id: 7,
+        secret: [3; 16],
+        positions,
+        max_message_size: 1 << 20,
+    })
 }
 
 fn data(seq: u64, ack: u64) -> Frame {
@@ -252,35 +266,11 @@ fn pitfall_peers_lie_ack_backwards() {
 
 #[test]
 fn pitfall_peers_lie_resume_position_beyond_sent() {
-    let now = Instant::from_millis(10);
-    let mut s = Session::client(test_config(), 1, now).unwrap();
-    assert!(s.poll_connect(now));
-    s.handle_connected(now, ConnId(1));
-    let mut buf = BytesMut::new();
-    while s.poll_transmit(now, &mut buf).is_some() {}
-    let positions = Positions { received: 5, acked: 0, max_seq: 10, max_bytes: 100 };
-    let mut b = BytesMut::new();
-    Frame::Welcome(Welcome {
-        version: 1,
-        resumed: false,
-        session_id: 7,
-        secret: [3; 16],
-        positions,
-        max_message_size: 1 << 20,
-    })
-    .encode(&mut b);
-    s.handle_input(now, ConnId(1), b.freeze());
-    let mut buf = BytesMut::new();
-    let mut frames = Vec::new();
-    while let Some(_t) = s.poll_transmit(now, &mut buf) {
-        let mut d = Decoder::new(1024);
-        d.push(buf.split().freeze());
-        while let Ok(Some(f)) = d.next_frame() {
-            frames.push(f);
-        }
-    }
-    assert!(frames.contains(&Frame::ConnClose { reason: Reason::InvalidResumePosition }));
-    assert_eq!(s.state(), SessionState::Detached);
+    // The server claims to have received 5 messages the client never sent.
+    let mut raw = Raw::handshaking(test_config());
+    raw.feed(&[welcome(Positions { received: 5, acked: 0, max_seq: 10, max_bytes: 100 })]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidResumePosition));
+    assert_eq!(raw.s.state(), SessionState::Detached);
 }
 
 #[test]
