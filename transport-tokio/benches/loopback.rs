@@ -3,7 +3,8 @@
 //! (it follows `shared/ANCHORS.md`).
 //!
 //! Run: `cargo bench -p tether-tokio --bench loopback`. `BENCH_SECS` sets the send time per
-//! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips (default 20000).
+//! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips (default 20000),
+//! `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only (for profiling).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -19,6 +20,18 @@ const BUF: usize = 128 * 1024;
 fn secs() -> Duration {
     let s: f64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.5);
     Duration::from_secs_f64(s)
+}
+
+/// `BENCH_ONLY=tether` (or `raw`) runs one side only, e.g. to profile it; ratios then read 0.
+fn runs(side: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only == side)
+}
+
+/// `BENCH_SIZES=64,1024` picks the message sizes (default 64, 1024, 65536).
+fn sizes() -> Vec<usize> {
+    let default = "64,1024,65536".to_string();
+    let list = std::env::var("BENCH_SIZES").unwrap_or(default);
+    list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
 fn round_trips() -> usize {
@@ -210,9 +223,9 @@ fn main() {
         println!("## Throughput (client → server, {:.1} s of sending per test)\n", secs().as_secs_f64());
         println!("| msg size | raw TCP msgs/s | raw Gbit/s | tether msgs/s | tether Gbit/s | tether / raw |");
         println!("|---:|---:|---:|---:|---:|---:|");
-        for size in [64usize, 1024, 65536] {
-            let raw = raw_throughput(size).await;
-            let tether = tether_throughput(size).await;
+        for size in sizes() {
+            let raw = if runs("raw") { raw_throughput(size).await } else { 0.0 };
+            let tether = if runs("tether") { tether_throughput(size).await } else { 0.0 };
             let gbit = |r: f64| r * size as f64 * 8.0 / 1e9;
             let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
             println!(
@@ -225,8 +238,8 @@ fn main() {
         println!("\n## Ping-pong round trip, 64 B ({} timed after 1,000 warm-up)\n", round_trips());
         println!("| transport | median µs | p99 µs | median ratio |");
         println!("|---|---:|---:|---:|");
-        let (rm, rp) = raw_ping_pong().await;
-        let (tm, tp) = tether_ping_pong().await;
+        let (rm, rp) = if runs("raw") { raw_ping_pong().await } else { (0.0, 0.0) };
+        let (tm, tp) = if runs("tether") { tether_ping_pong().await } else { (0.0, 0.0) };
         println!("| raw TCP | {rm:.1} | {rp:.1} | 1.00x |");
         println!("| tether | {tm:.1} | {tp:.1} | {:.2}x |", tm / rm);
     });
