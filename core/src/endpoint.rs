@@ -370,6 +370,10 @@ impl Endpoint {
             Ok(id) => {
                 self.conns.insert(conn, ConnSlot::Session(id));
                 self.touch(id);
+                // Frames that followed the Hello in the same read may already have detached it.
+                if self.sessions.get(&id).is_some_and(|s| s.detached_since().is_some()) {
+                    self.enforce_detached_limit(now);
+                }
             }
             Err(reason) => self.reject(conn, reason),
         }

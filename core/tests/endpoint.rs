@@ -212,6 +212,31 @@ fn detached_limit_evicts_the_longest_detached() {
     check_contract(&net);
 }
 
+/// Found by the `endpoint` fuzz target: a `Hello` followed in the same read by a frame that breaks
+/// the protocol makes the new session detach inside the handshake; the limit must hold then too.
+#[test]
+fn a_session_detached_by_its_first_read_counts_against_the_detached_limit() {
+    let config = Config { max_detached_sessions: 1, ..test_config() };
+    let mut ep = endpoint(config);
+    let now = Instant::ZERO;
+    let (frames, _) = answer(&mut ep, now, ConnId(1), encoded(&hello(HelloKind::New, 1, 1)));
+    assert!(matches!(frames.first(), Some(Frame::Welcome(_))), "{frames:?}");
+    ep.handle_disconnected(now, ConnId(1));
+    assert_eq!(ep.detached_count(), 1);
+    // A second Hello on an established connection is a protocol violation.
+    let mut bytes = BytesMut::new();
+    hello(HelloKind::New, 1, 1).encode(&mut bytes);
+    hello(HelloKind::New, 1, 1).encode(&mut bytes);
+    let later = now + Duration::from_millis(1);
+    answer(&mut ep, later, ConnId(2), bytes.freeze());
+    assert_eq!(ep.detached_count(), 1, "the longest-detached session was evicted");
+    let mut evicted = 0;
+    while let Some((_, event)) = ep.poll_event() {
+        evicted += usize::from(matches!(event, Event::Lost { reason: Reason::Evicted, .. }));
+    }
+    assert_eq!(evicted, 1);
+}
+
 #[test]
 fn detached_sessions_expire_after_session_timeout() {
     let mut net = Net::new(test_config(), 1, 7);
