@@ -6,6 +6,7 @@
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips (default 20000),
 //! `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only (for profiling).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,8 +98,12 @@ fn config() -> Config {
     Config::default()
 }
 
-/// tether throughput: messages/s, client to server.
-async fn tether_throughput(size: usize) -> f64 {
+/// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
+const BATCH: usize = 256;
+
+/// tether throughput: messages/s, client to server; per message (`send`/`recv`) or batched
+/// (`send_many`/`recv_many`).
+async fn tether_throughput(size: usize, batched: bool) -> f64 {
     let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
     let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
     let session = server.accept().await.unwrap();
@@ -106,15 +111,23 @@ async fn tether_throughput(size: usize) -> f64 {
     let sent2 = sent.clone();
     let receiver = tokio::spawn(async move {
         let mut expected = 0u64;
+        let mut batch = Vec::with_capacity(BATCH * 4);
         loop {
             if expected == sent2.load(Relaxed) {
                 return Instant::now();
             }
-            let m = session.recv().await.unwrap();
-            let seq = u64::from_be_bytes(m.payload[..8].try_into().unwrap());
-            assert_eq!(seq, expected);
-            assert_eq!(m.payload.len(), size);
-            expected += 1;
+            let limit = if batched { BATCH * 4 } else { 1 };
+            if batched {
+                session.recv_many(&mut batch, limit).await;
+            } else {
+                batch.push(session.recv().await.unwrap());
+            }
+            for m in batch.drain(..) {
+                let seq = u64::from_be_bytes(m.payload[..8].try_into().unwrap());
+                assert_eq!(seq, expected);
+                assert_eq!(m.payload.len(), size);
+                expected += 1;
+            }
             if expected == sent2.load(Relaxed) {
                 return Instant::now();
             }
@@ -122,7 +135,8 @@ async fn tether_throughput(size: usize) -> f64 {
     });
     let pad = vec![0u8; size - 8];
     let mut pool = BytesMut::new();
-    let check_every = (16384 / size).max(1) as u64;
+    let mut queue = VecDeque::with_capacity(BATCH);
+    let check_every = ((16384 / size).max(1) as u64).next_multiple_of(BATCH as u64);
     let start = Instant::now();
     let deadline = start + secs();
     let mut seq = 0u64;
@@ -132,14 +146,21 @@ async fn tether_throughput(size: usize) -> f64 {
         }
         pool.put_u64(seq);
         pool.put_slice(&pad);
-        client.send(pool.split().freeze()).await.unwrap();
+        let payload = pool.split().freeze();
         seq += 1;
+        if batched {
+            queue.push_back(payload);
+            if queue.len() == BATCH {
+                client.send_many(&mut queue).await.unwrap();
+            }
+        } else {
+            client.send(payload).await.unwrap();
+        }
         if seq % check_every == 0 && Instant::now() >= deadline {
             break;
         }
     }
     sent.store(seq, Relaxed);
-    // Wake the receiver if it is waiting for a message that will not come.
     let end = receiver.await.unwrap();
     let rate = seq as f64 / (end - start).as_secs_f64();
     drop(client);
@@ -221,18 +242,21 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         println!("## Throughput (client → server, {:.1} s of sending per test)\n", secs().as_secs_f64());
-        println!("| msg size | raw TCP msgs/s | raw Gbit/s | tether msgs/s | tether Gbit/s | tether / raw |");
+        println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | tether batched msgs/s | batched / raw |");
         println!("|---:|---:|---:|---:|---:|---:|");
         for size in sizes() {
             let raw = if runs("raw") { raw_throughput(size).await } else { 0.0 };
-            let tether = if runs("tether") { tether_throughput(size).await } else { 0.0 };
-            let gbit = |r: f64| r * size as f64 * 8.0 / 1e9;
+            let (one, many) = if runs("tether") {
+                let one = if std::env::var("BENCH_BATCHED_ONLY").is_ok() { 0.0 } else { tether_throughput(size, false).await };
+                (one, tether_throughput(size, true).await)
+            } else {
+                (0.0, 0.0)
+            };
             let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
             println!(
-                "| {label} | {raw:.0} | {:.3} | {tether:.0} | {:.3} | {:.2}x |",
-                gbit(raw),
-                gbit(tether),
-                tether / raw
+                "| {label} | {raw:.0} | {one:.0} | {:.2}x | {many:.0} | {:.2}x |",
+                one / raw,
+                many / raw
             );
         }
         println!("\n## Ping-pong round trip, 64 B ({} timed after 1,000 warm-up)\n", round_trips());

@@ -39,6 +39,11 @@ const CLIENT_WRITE_CAP: usize = 1024 * 1024;
 const LINGER: StdDuration = StdDuration::from_secs(2);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_PAUSE: StdDuration = StdDuration::from_millis(50);
+/// Bytes fed to the core per lock hold (see `Driver::feed`).
+const FEED_SLICE: usize = 16 * 1024;
+/// Frames pulled from the core per pass before they are written: writing starts while the core
+/// still has more, and handles are not locked out for a whole send window's worth of encoding.
+const PASS_TRANSMIT_BYTES: usize = 64 * 1024;
 /// Passes per poll before yielding to the runtime.
 const PASSES_PER_POLL: usize = 32;
 
@@ -279,12 +284,11 @@ impl Driver {
         progress
     }
 
-    /// One pass: I/O in, the core, I/O out, the timer.
-    fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
-        let now = self.shared.clock.now();
-        let mut progress = self.poll_sources(cx, now);
-        progress |= self.poll_reads(cx);
-
+    /// Feeds what was read to the core, one slice of at most `FEED_SLICE` bytes per lock hold, and
+    /// hands each slice's messages to the application at once: the application takes and acks
+    /// the first messages of a large read while the driver decodes the rest, instead of waiting
+    /// for the whole read (which can hold more than the peer's send window).
+    fn feed(&mut self, cx: &mut Context<'_>, now: Instant) {
         let shared = self.shared.clone();
         let mut inner = shared.lock();
         inner.begin_pass(cx.waker());
@@ -296,10 +300,32 @@ impl Driver {
                         s.handle_connect_failed(now);
                     }
                 }
-                IoEvent::Input(id, bytes) => inner.core.handle_input(now, id, bytes),
+                IoEvent::Input(id, mut bytes) => {
+                    while bytes.len() > FEED_SLICE {
+                        inner.core.handle_input(now, id, bytes.split_to(FEED_SLICE));
+                        inner.drain_events(now, &mut self.wake);
+                        if !self.wake.is_empty() {
+                            drop(inner);
+                            self.wake.drain(..).for_each(Waker::wake);
+                            inner = shared.lock();
+                        }
+                    }
+                    inner.core.handle_input(now, id, bytes);
+                }
                 IoEvent::Lost(id) => inner.core.handle_disconnected(now, id),
             }
         }
+    }
+
+    /// One pass: I/O in, the core, I/O out, the timer.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
+        let now = self.shared.clock.now();
+        let mut progress = self.poll_sources(cx, now);
+        progress |= self.poll_reads(cx);
+        self.feed(cx, now);
+
+        let shared = self.shared.clone();
+        let mut inner = shared.lock();
         let timed_out = inner.core.poll_timeout().is_some_and(|t| t <= now);
         if timed_out {
             inner.core.handle_timeout(now);
@@ -310,8 +336,10 @@ impl Driver {
         };
         let conns = &mut self.conns;
         let mut capped = false;
+        let mut budget = PASS_TRANSMIT_BYTES;
         inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
             let (Transmit::Write(id) | Transmit::Close(id)) = t;
+            budget = budget.saturating_sub(bytes.len());
             let Some(c) = conns.get_mut(&id) else { return true };
             if c.wbuf.is_empty() {
                 c.wbuf = bytes.into();
@@ -325,9 +353,11 @@ impl Driver {
             }
             let more = c.wbuf.len() < cap;
             capped |= !more;
-            more
+            more && budget > 0
         });
         self.capped = capped;
+        // Out of budget: write what we have, then come back for more.
+        progress |= budget == 0;
         let mut start_connect = false;
         if let (Core::Client(s), Source::Client { connecting: None, .. }) =
             (&mut inner.core, &self.source)

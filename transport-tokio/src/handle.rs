@@ -1,5 +1,6 @@
 //! The application's handle to one session.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -57,6 +58,20 @@ impl Session {
         poll_fn(|cx| self.shared.poll_send(self.key, Some(cx), &mut payload)).await
     }
 
+    /// Sends every message of `queue`, front first, waiting while the unconfirmed buffer is full;
+    /// returns the sequence number of the last one sent (`None` if `queue` was empty). Takes the
+    /// session's lock once per batch instead of once per message: the way to send many small
+    /// messages fast.
+    ///
+    /// On return `queue` holds exactly the messages not sent: empty on success; on an error, the
+    /// refused message is in the error and the ones after it are still queued. Cancel-safe in
+    /// the same sense: if the future is dropped, the messages still in `queue` were not sent.
+    pub async fn send_many(&self, queue: &mut VecDeque<Bytes>) -> Result<Option<u64>, SendError> {
+        let mut last = None;
+        poll_fn(|cx| self.shared.poll_send_many(self.key, cx, queue, &mut last)).await?;
+        Ok(last)
+    }
+
     /// Sends `payload` if the session takes it now; [`SendError::Backpressure`] hands it back
     /// when the unconfirmed buffer is full.
     pub fn try_send(&self, payload: Bytes) -> Result<u64, SendError> {
@@ -80,6 +95,14 @@ impl Session {
     /// message received before the end was taken. Cancel-safe.
     pub async fn recv(&self) -> Option<Message> {
         poll_fn(|cx| self.shared.poll_recv(self.key, Some(cx))).await
+    }
+
+    /// Waits for at least one message, then appends up to `limit` waiting messages to `out`, in
+    /// order, and returns how many. Returns 0 once the session has ended and every message was
+    /// taken (or if `limit` is 0). Acknowledges the whole batch at once: the way to receive many
+    /// small messages fast. Cancel-safe.
+    pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
+        poll_fn(|cx| self.shared.poll_recv_many(self.key, cx, out, limit)).await
     }
 
     /// Polls for the next message (see [`recv`](Self::recv)).

@@ -12,6 +12,7 @@
 //! backpressure on the peer's sender instead of unbounded memory here.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -161,6 +162,31 @@ impl Core {
     }
 }
 
+/// Hashes a [`SessionId`] as itself: ids are issued by the server's keyed random generator, so
+/// they are already uniformly spread and no peer can choose them (a message costs one slot lookup,
+/// and SipHash was a visible share of that).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The slots by session id.
+pub(crate) type Slots = HashMap<SessionId, Slot, BuildHasherDefault<IdHasher>>;
+
 /// What the handles of one session share with the driver.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -213,7 +239,7 @@ impl Slot {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) core: Core,
-    pub(crate) slots: HashMap<SessionId, Slot>,
+    pub(crate) slots: Slots,
     accept_queue: VecDeque<SessionId>,
     accept_wakers: Wakers,
     /// The server's acceptor (`Server`) still exists.
@@ -443,7 +469,7 @@ impl Shared {
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 core,
-                slots: HashMap::new(),
+                slots: Slots::default(),
                 accept_queue: VecDeque::new(),
                 accept_wakers: Wakers::default(),
                 acceptor_alive: true,
@@ -515,6 +541,50 @@ impl Shared {
         }
     }
 
+    /// Sends messages from the front of `queue` under one lock until it is empty (`Ready(Ok)`),
+    /// the core refuses one for a reason other than backpressure (`Ready(Err)` with that message;
+    /// the rest stay queued), or the unconfirmed buffer is full (`Pending`, `cx` registered).
+    /// `last` is set to the sequence number of each message sent.
+    pub(crate) fn poll_send_many(
+        &self,
+        key: SessionId,
+        cx: &mut Context<'_>,
+        queue: &mut VecDeque<Bytes>,
+        last: &mut Option<u64>,
+    ) -> Poll<Result<(), SendError>> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let mut sent = false;
+        let poll = loop {
+            let Some(p) = queue.pop_front() else { break Poll::Ready(Ok(())) };
+            let result = match inner.core.session_mut(key) {
+                Some(s) => s.send(now, p),
+                None => Err(SendError::Ended(p)),
+            };
+            match result {
+                Ok(seq) => {
+                    *last = Some(seq);
+                    sent = true;
+                }
+                Err(SendError::Backpressure(p)) if inner.driver_done => {
+                    break Poll::Ready(Err(SendError::Ended(p)));
+                }
+                Err(SendError::Backpressure(p)) => {
+                    queue.push_front(p);
+                    if let Some(slot) = inner.slot(key) {
+                        slot.send_wakers.register(cx.waker());
+                    }
+                    break Poll::Pending;
+                }
+                Err(e) => break Poll::Ready(Err(e)),
+            }
+        };
+        let kick = if sent { inner.kick() } else { Kick(None) };
+        drop(inner);
+        kick.wake();
+        poll
+    }
+
     /// True when a message of `len` bytes would be accepted now; otherwise registers `cx`.
     pub(crate) fn poll_send_ready(&self, key: SessionId, cx: &mut Context<'_>, len: usize) -> bool {
         let mut inner = self.lock();
@@ -566,6 +636,46 @@ impl Shared {
             slot.recv_wakers.register(cx.waker());
         }
         Poll::Pending
+    }
+
+    /// Moves up to `limit` waiting messages into `out` under one lock (acknowledging them in one
+    /// go unless acks are manual). `Ready(0)` once the session has ended and every message was
+    /// taken (or `limit` is 0); `Pending` with `cx` registered while none is waiting.
+    pub(crate) fn poll_recv_many(
+        &self,
+        key: SessionId,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Message>,
+        limit: usize,
+    ) -> Poll<usize> {
+        let mut inner = self.lock();
+        let manual = inner.manual_ack;
+        let driver_done = inner.driver_done;
+        let Some(slot) = inner.slots.get_mut(&key) else {
+            return Poll::Ready(0);
+        };
+        let n = slot.inbox.len().min(limit);
+        if n == 0 {
+            if limit == 0 || slot.end.is_some() || driver_done {
+                return Poll::Ready(0);
+            }
+            slot.recv_wakers.register(cx.waker());
+            return Poll::Pending;
+        }
+        out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
+        inner.taken += n as u64;
+        let kick = if manual {
+            Kick(None)
+        } else {
+            if let (Some(s), Some(last)) = (inner.core.session_mut(key), out.last()) {
+                // Cannot fail: the messages were delivered by the core.
+                let _ = s.ack(last.seq);
+            }
+            inner.kick()
+        };
+        drop(inner);
+        kick.wake();
+        Poll::Ready(n)
     }
 
     /// Manual-ack mode: acknowledges every received message up to and including `seq`.

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use common::{config, payload, within};
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether_tokio::{connect, AckMode, Config, End, Reason, Server};
+use tether_tokio::{connect, AckMode, Config, End, Reason, SendError, Server};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -38,6 +39,61 @@ async fn sink_and_stream() {
         let (got, end) = reader.await.unwrap();
         common::assert_all(&got, "sink", n);
         assert_eq!(end, End::Closed);
+    })
+    .await;
+}
+
+/// `send_many` and `recv_many` move whole batches in order; backpressure leaves exactly the
+/// unsent messages queued; an error hands back the refused message and keeps the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_order_backpressure_and_unsent_messages() {
+    within(30, async {
+        let small = Config { max_unconfirmed_messages: 50, ..config() };
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), small).await.unwrap();
+        let s = server.accept().await.unwrap();
+        let mut queue: VecDeque<Bytes> = (0..120).map(|i| payload("b", i)).collect();
+        // Nobody receives yet: 50 go out, the rest wait for confirmations.
+        let blocked = tokio::time::timeout(Duration::from_millis(200), client.send_many(&mut queue));
+        assert!(blocked.await.is_err(), "the batch waits on backpressure");
+        assert_eq!(queue.len(), 70, "exactly the unsent messages stay queued");
+        assert_eq!(queue.front(), Some(&payload("b", 50)));
+        let receiver = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut batch = Vec::new();
+            while got.len() < 120 {
+                let n = s.recv_many(&mut batch, 16).await;
+                assert!((1..=16).contains(&n), "{n} messages in a batch of at most 16");
+                got.extend(batch.drain(..));
+            }
+            (s, got)
+        });
+        assert_eq!(client.send_many(&mut queue).await.unwrap(), Some(119));
+        assert!(queue.is_empty());
+        assert_eq!(client.send_many(&mut queue).await.unwrap(), None, "empty batch");
+        let (s, got) = receiver.await.unwrap();
+        let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (0..120).collect::<Vec<_>>());
+        let payloads: Vec<Bytes> = got.into_iter().map(|m| m.payload).collect();
+        common::assert_all(&payloads, "b", 120);
+
+        // Once closing, the first message comes back in the error and the rest stay queued.
+        let closer = client.clone();
+        let closing = tokio::spawn(async move { closer.close().await });
+        while client.try_send(payload("late", 0)).is_ok() {
+            tokio::task::yield_now().await;
+        }
+        let mut late: VecDeque<Bytes> = (0..3).map(|i| payload("late", i)).collect();
+        match client.send_many(&mut late).await {
+            Err(SendError::Closing(p)) => assert_eq!(p, payload("late", 0)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(late.len(), 2);
+        // The peer takes what is left; then the session is closed and recv_many returns 0.
+        let mut rest = Vec::new();
+        while s.recv_many(&mut rest, 64).await > 0 {}
+        assert_eq!(closing.await.unwrap(), End::Closed);
+        assert_eq!(s.recv_many(&mut rest, 64).await, 0);
     })
     .await;
 }
