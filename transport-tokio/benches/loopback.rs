@@ -237,34 +237,46 @@ async fn tether_ping_pong() -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
+async fn throughput_table() {
+    println!(
+        "## Throughput (client → server, {:.1} s of sending per test)\n",
+        secs().as_secs_f64()
+    );
+    println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | batched msgs/s | batched / raw |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for size in sizes() {
+        let raw = if runs("raw") { raw_throughput(size).await } else { 0.0 };
+        let (one, many) = if runs("tether") {
+            (tether_throughput(size, false).await, tether_throughput(size, true).await)
+        } else {
+            (0.0, 0.0)
+        };
+        let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
+        println!(
+            "| {label} | {raw:.0} | {one:.0} | {:.2}x | {many:.0} | {:.2}x |",
+            one / raw,
+            many / raw
+        );
+    }
+}
+
+/// Ping-pong rows on `rt`: client and server tasks may sit on different worker threads on the
+/// multi-thread runtime, and share one thread on the current-thread runtime.
+fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
+    let (rm, rp) = if runs("raw") { rt.block_on(raw_ping_pong()) } else { (0.0, 0.0) };
+    let (tm, tp) = if runs("tether") { rt.block_on(tether_ping_pong()) } else { (0.0, 0.0) };
+    println!("| raw TCP | {label} | {rm:.1} | {rp:.1} | 1.00x |");
+    println!("| tether | {label} | {tm:.1} | {tp:.1} | {:.2}x |", tm / rm);
+}
+
 fn main() {
-    let rt =
+    let multi =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        println!("## Throughput (client → server, {:.1} s of sending per test)\n", secs().as_secs_f64());
-        println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | tether batched msgs/s | batched / raw |");
-        println!("|---:|---:|---:|---:|---:|---:|");
-        for size in sizes() {
-            let raw = if runs("raw") { raw_throughput(size).await } else { 0.0 };
-            let (one, many) = if runs("tether") {
-                let one = if std::env::var("BENCH_BATCHED_ONLY").is_ok() { 0.0 } else { tether_throughput(size, false).await };
-                (one, tether_throughput(size, true).await)
-            } else {
-                (0.0, 0.0)
-            };
-            let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
-            println!(
-                "| {label} | {raw:.0} | {one:.0} | {:.2}x | {many:.0} | {:.2}x |",
-                one / raw,
-                many / raw
-            );
-        }
-        println!("\n## Ping-pong round trip, 64 B ({} timed after 1,000 warm-up)\n", round_trips());
-        println!("| transport | median µs | p99 µs | median ratio |");
-        println!("|---|---:|---:|---:|");
-        let (rm, rp) = if runs("raw") { raw_ping_pong().await } else { (0.0, 0.0) };
-        let (tm, tp) = if runs("tether") { tether_ping_pong().await } else { (0.0, 0.0) };
-        println!("| raw TCP | {rm:.1} | {rp:.1} | 1.00x |");
-        println!("| tether | {tm:.1} | {tp:.1} | {:.2}x |", tm / rm);
-    });
+    multi.block_on(throughput_table());
+    println!("\n## Ping-pong round trip, 64 B ({} timed after 1,000 warm-up)\n", round_trips());
+    println!("| transport | runtime | median µs | p99 µs | median ratio |");
+    println!("|---|---|---:|---:|---:|");
+    ping_pong_rows(&multi, "multi-thread (2 workers)");
+    let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    ping_pong_rows(&single, "current-thread");
 }

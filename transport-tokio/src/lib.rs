@@ -41,6 +41,7 @@
 mod client;
 mod driver;
 mod handle;
+mod handoff;
 pub mod proxy;
 mod server;
 mod shared;

@@ -21,6 +21,7 @@ use tether_core::{
     Transmit, UnconfirmedMessage,
 };
 
+use crate::driver::DriverCell;
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
@@ -194,6 +195,8 @@ pub(crate) struct Slot {
     links: VecDeque<LinkEvent>,
     end: Option<End>,
     final_stats: Option<Stats>,
+    /// The first message this side sent that the peer has not confirmed yet.
+    unconfirmed_from: u64,
     /// Established at least once.
     connected: bool,
     close_requested: bool,
@@ -215,6 +218,7 @@ impl Slot {
             links: VecDeque::new(),
             end: None,
             final_stats: None,
+            unconfirmed_from: 0,
             connected: false,
             close_requested: false,
             handles,
@@ -259,6 +263,8 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) clock: Clock,
+    /// The driver's I/O state, for inline flushes from `send` (unset in loom models).
+    driver: std::sync::OnceLock<std::sync::Arc<DriverCell>>,
 }
 
 /// Maps the monotonic clock onto the core's [`Instant`] (nanoseconds since the adapter started).
@@ -387,8 +393,9 @@ impl Inner {
                     }
                 }
             },
-            Event::Confirmed { .. } => {
+            Event::Confirmed { up_to } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.unconfirmed_from = up_to + 1;
                     slot.send_wakers.take_into(wake);
                 }
             }
@@ -480,7 +487,27 @@ impl Shared {
                 taken: 0,
             }),
             clock,
+            driver: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Registers the driver whose I/O `send` may flush inline.
+    pub(crate) fn set_driver(&self, cell: std::sync::Arc<DriverCell>) {
+        let _ = self.driver.set(cell);
+    }
+
+    /// After a send: on a quiet link (the message just sent is the only unconfirmed one, so
+    /// latency matters more than batching) write it from this task, even if the driver task was
+    /// already woken for something else (an ack); otherwise, or if the driver is busy, wake the
+    /// driver task as usual (`kick`).
+    fn kick_after_send(&self, kick: Kick, inline: Option<Waker>) {
+        let flushed = match (&inline, self.driver.get()) {
+            (Some(waker), Some(driver)) => driver.flush_inline(waker),
+            _ => false,
+        };
+        if !flushed {
+            kick.wake();
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -522,9 +549,12 @@ impl Shared {
         };
         match result {
             Ok(seq) => {
+                let quiet =
+                    cx.is_some() && inner.slot(key).is_some_and(|s| s.unconfirmed_from == seq);
+                let inline = if quiet { inner.driver_waker.clone() } else { None };
                 let kick = inner.kick();
                 drop(inner);
-                kick.wake();
+                self.kick_after_send(kick, inline);
                 Poll::Ready(Ok(seq))
             }
             Err(SendError::Backpressure(p)) if cx.is_some() && !inner.driver_done => {
@@ -579,9 +609,12 @@ impl Shared {
                 Err(e) => break Poll::Ready(Err(e)),
             }
         };
+        let quiet =
+            last.is_some_and(|seq| inner.slot(key).is_some_and(|s| s.unconfirmed_from == seq));
+        let inline = if sent && quiet { inner.driver_waker.clone() } else { None };
         let kick = if sent { inner.kick() } else { Kick(None) };
         drop(inner);
-        kick.wake();
+        self.kick_after_send(kick, inline);
         poll
     }
 

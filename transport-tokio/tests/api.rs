@@ -54,7 +54,8 @@ async fn batches_keep_order_backpressure_and_unsent_messages() {
         let s = server.accept().await.unwrap();
         let mut queue: VecDeque<Bytes> = (0..120).map(|i| payload("b", i)).collect();
         // Nobody receives yet: 50 go out, the rest wait for confirmations.
-        let blocked = tokio::time::timeout(Duration::from_millis(200), client.send_many(&mut queue));
+        let blocked =
+            tokio::time::timeout(Duration::from_millis(200), client.send_many(&mut queue));
         assert!(blocked.await.is_err(), "the batch waits on backpressure");
         assert_eq!(queue.len(), 70, "exactly the unsent messages stay queued");
         assert_eq!(queue.front(), Some(&payload("b", 50)));
@@ -64,7 +65,7 @@ async fn batches_keep_order_backpressure_and_unsent_messages() {
             while got.len() < 120 {
                 let n = s.recv_many(&mut batch, 16).await;
                 assert!((1..=16).contains(&n), "{n} messages in a batch of at most 16");
-                got.extend(batch.drain(..));
+                got.append(&mut batch);
             }
             (s, got)
         });
@@ -94,6 +95,60 @@ async fn batches_keep_order_backpressure_and_unsent_messages() {
         while s.recv_many(&mut rest, 64).await > 0 {}
         assert_eq!(closing.await.unwrap(), End::Closed);
         assert_eq!(s.recv_many(&mut rest, 64).await, 0);
+    })
+    .await;
+}
+
+/// Ping-pong writes each message from the sending task (an inline flush, the link being quiet)
+/// while the drivers run passes of their own for a second stream of messages: no wake-up may be
+/// lost between the two (a lost one hangs the exchange until the test's time limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_flushes_race_the_driver_without_losing_wakeups() {
+    within(60, async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let s = server.accept().await.unwrap();
+        let (rounds, ticks) = (3_000u64, 300u64);
+        let echo = s.clone();
+        let echoer = tokio::spawn(async move {
+            let mut echoed = 0;
+            while let Some(m) = echo.recv().await {
+                if m.payload.starts_with(b"ping") {
+                    echo.send(m.payload).await.unwrap();
+                    echoed += 1;
+                }
+            }
+            echoed
+        });
+        let ticker = tokio::spawn(async move {
+            for i in 0..ticks {
+                s.send(payload("tick", i)).await.unwrap();
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        });
+        let (mut pongs, mut tick_seen) = (0, 0);
+        for i in 0..rounds {
+            client.send(payload("ping", i)).await.unwrap();
+            loop {
+                let m = client.recv().await.unwrap();
+                if m.payload.starts_with(b"tick") {
+                    assert_eq!(m.payload, payload("tick", tick_seen));
+                    tick_seen += 1;
+                    continue;
+                }
+                assert_eq!(m.payload, payload("ping", i));
+                pongs += 1;
+                break;
+            }
+        }
+        ticker.await.unwrap();
+        while tick_seen < ticks {
+            assert_eq!(client.recv().await.unwrap().payload, payload("tick", tick_seen));
+            tick_seen += 1;
+        }
+        assert_eq!(pongs, rounds);
+        assert_eq!(client.close().await, End::Closed);
+        assert_eq!(echoer.await.unwrap(), rounds);
     })
     .await;
 }
