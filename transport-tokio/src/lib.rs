@@ -48,8 +48,6 @@ mod shared;
 mod socket;
 mod sync;
 
-use std::fmt;
-
 pub use client::{connect, connect_with, start, Connector};
 pub use driver::AsyncStream;
 pub use handle::Session;
@@ -61,40 +59,29 @@ pub use tether_core::{
     Stats, UnconfirmedMessage,
 };
 
-/// Errors of the adapter's API.
-#[derive(Debug)]
+/// Errors of the adapter's API. Misuse and set-up failures (`Config`, `Io`) come before any
+/// I/O on a session; `Send` and `Ended` are about one session.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration is invalid.
+    /// The configuration is invalid: fix the named field.
+    #[error("invalid configuration: {0}")]
     Config(ConfigError),
     /// An I/O error while setting up (binding, the OS random generator).
+    #[error("I/O error while setting up: {0}")]
     Io(std::io::Error),
-    /// A message was refused (see [`SendError`]).
+    /// A message was refused (see [`SendError`]); the message is handed back inside.
+    #[error("message refused: {0}")]
     Send(SendError),
     /// The session ended (e.g. before its first handshake, or a close that ended as lost).
+    #[error("{}", describe_end(.0))]
     Ended(End),
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config(e) => write!(f, "{e}"),
-            Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Send(e) => write!(f, "{e}"),
-            Error::Ended(End::Closed) => write!(f, "session closed"),
-            Error::Ended(End::Lost { reason, unconfirmed }) => {
-                write!(f, "session lost ({reason}, {} unconfirmed)", unconfirmed.len())
-            }
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Config(e) => Some(e),
-            Error::Io(e) => Some(e),
-            Error::Send(e) => Some(e),
-            Error::Ended(_) => None,
+fn describe_end(end: &End) -> String {
+    match end {
+        End::Closed => "session closed".to_string(),
+        End::Lost { reason, unconfirmed } => {
+            format!("session lost ({reason}); {} messages unconfirmed", unconfirmed.len())
         }
     }
 }

@@ -246,3 +246,33 @@ async fn junk_flood_does_not_disturb_established_sessions() {
     })
     .await;
 }
+
+/// Misuse is refused before any I/O, with an error that names the problem; a session that ends
+/// before its first handshake is reported as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_errors_say_what_went_wrong() {
+    within(30, async {
+        let bad = Config { receive_window_messages: 0, ..config() };
+        let err = Server::bind("127.0.0.1:0", bad.clone()).await.unwrap_err();
+        assert!(matches!(err, tether_tokio::Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("receive_window_messages"), "{err}");
+        let err = connect("127.0.0.1:9", bad).await.unwrap_err();
+        assert!(matches!(err, tether_tokio::Error::Config(_)), "{err:?}");
+
+        // Nothing listens there: the client gives up after session_timeout, with nothing sent.
+        let short = Config { session_timeout: Duration::from_millis(300), ..config() };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = connect(("127.0.0.1", port), short).await.unwrap_err();
+        match &err {
+            tether_tokio::Error::Ended(End::Lost { unconfirmed, .. }) => {
+                assert!(unconfirmed.is_empty())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().starts_with("session lost"), "{err}");
+    })
+    .await;
+}
