@@ -60,6 +60,11 @@ pub fn all() -> Vec<Scenario> {
         sc("ss-K-server-socket", SsKill, true),
         sc("random-loss-10pct", Loss { percent: 10, hold: s(4000) }, false),
         sc("backlog-cookies", Backlog { syncookies: true, abort_on_overflow: true }, false),
+        sc(
+            "backlog-cookies-no-abort",
+            Backlog { syncookies: true, abort_on_overflow: false },
+            false,
+        ),
         sc("backlog-no-cookies", Backlog { syncookies: false, abort_on_overflow: true }, false),
         sc("server-restart", ServerRestart { down: s(1000) }, true),
         sc("vip-failover-garp", Failover { garp: true }, true),
@@ -75,6 +80,13 @@ impl Fault {
 
     /// Settings made before the servers start.
     pub fn prepare(&self, t: &Topo) -> Result<(), String> {
+        if let Fault::Failover { garp: false } = *self {
+            // Without a gratuitous ARP the client keeps the old server's MAC until its neighbour
+            // entry expires: 15-45 s reachable (base 30 s, randomised), 5 s delay, 3 probes. The
+            // client namespace's timers are shortened (4 s base, 1 s delay) to fit the CI budget.
+            Topo::sysctl(&t.client, "net.ipv4.neigh.eth0.base_reachable_time_ms=4000")?;
+            Topo::sysctl(&t.client, "net.ipv4.neigh.eth0.delay_first_probe_time=1")?;
+        }
         if let Fault::Backlog { syncookies, abort_on_overflow } = *self {
             Topo::sysctl(&t.server, &format!("net.ipv4.tcp_syncookies={}", u8::from(syncookies)))?;
             let abort = u8::from(abort_on_overflow);
@@ -93,7 +105,8 @@ impl Fault {
                 run(&["ip", "-n", &t.client, "link", "set", "eth0", "up"]).map(drop)
             }
             Fault::Blackhole { both_ways, hold } => {
-                let mut rules = vec![(t.server.as_str(), vec!["INPUT", "-s", CLIENT_IP, "-j", "DROP"])];
+                let mut rules =
+                    vec![(t.server.as_str(), vec!["INPUT", "-s", CLIENT_IP, "-j", "DROP"])];
                 if both_ways {
                     rules.push((&t.client, vec!["INPUT", "-s", t.service_ip, "-j", "DROP"]));
                 }
@@ -161,7 +174,20 @@ fn failover(t: &Topo, garp: bool) -> Result<(), String> {
     run(&["ip", "-n", &t.server, "addr", "del", &vip, "dev", "eth0"])?;
     run(&["ip", "-n", s2, "addr", "add", &vip, "dev", "eth0"])?;
     if garp {
-        run(&["ip", "netns", "exec", s2, "arping", "-q", "-U", "-c", "1", "-I", "eth0", t.service_ip])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            s2,
+            "arping",
+            "-q",
+            "-U",
+            "-c",
+            "1",
+            "-I",
+            "eth0",
+            t.service_ip,
+        ])?;
     }
     Ok(())
 }

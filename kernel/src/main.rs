@@ -29,7 +29,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => orchestrate::main(&args[1..]),
-        Some(role @ ("server" | "client" | "burst")) => roles::main(role, &args[1..]).map(|()| true),
+        Some(role @ ("server" | "client" | "burst")) => {
+            roles::main(role, &args[1..]).map(|()| true)
+        }
         _ => Err("usage: tether-kernel run|server|client|burst --key value ... \
                   (see tests/kernel/run.sh)"
             .into()),

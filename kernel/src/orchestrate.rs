@@ -22,13 +22,35 @@ const RUN_MS: u64 = 6000;
 const BURST: u64 = 200;
 /// A client reports and exits this long after its start, finished or not.
 const CLIENT_DEADLINE_MS: u64 = 40_000;
+/// The same for the accept-overflow burst: a connect stuck in SYN retries is reported, not awaited.
+const BURST_DEADLINE_MS: u64 = 15_000;
 
-/// `run --prefix P [--only a,b] [--table FILE]`: runs the scenarios, prints the table (and writes
+/// Writes every role's lines to `dir/<scenario>.<mode>.<process>.log` (`--logs DIR`).
+fn save_logs(
+    dir: &str,
+    scenario: &str,
+    clients: &[Vec<String>],
+    servers: &[Vec<Vec<String>>],
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+    for (m, mode) in ["plain", "tether"].iter().enumerate() {
+        let mut files = vec![("client".to_string(), &clients[m])];
+        files.extend(servers[m].iter().enumerate().map(|(i, l)| (format!("server{i}"), l)));
+        for (who, lines) in files {
+            let path = format!("{dir}/{scenario}.{mode}.{who}.log");
+            std::fs::write(&path, lines.join("\n")).map_err(|e| format!("{path}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `run --prefix P [--only a,b] [--table FILE] [--logs DIR]`: runs the scenarios, prints the table (and writes
 /// it to FILE); `Ok(false)` if tether broke its contract anywhere.
 pub fn main(args: &[String]) -> Result<bool, String> {
     let a = Args::parse(args)?;
     let prefix = a.str("prefix")?.to_string();
     let only: Option<Vec<&str>> = a.opt("only").map(|s| s.split(',').collect());
+    let logs = a.opt("logs");
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let exe = exe.to_str().ok_or("own path is not UTF-8")?.to_string();
     let started = Instant::now();
@@ -40,7 +62,7 @@ pub fn main(args: &[String]) -> Result<bool, String> {
         eprintln!("--- {} ...", sc.name);
         let name = format!("{prefix}-{i}");
         let t = Instant::now();
-        let new_rows = run_scenario(&exe, &name, sc)?;
+        let new_rows = run_scenario(&exe, &name, sc, logs)?;
         for r in &new_rows {
             eprintln!("{}", report::one_line(r));
         }
@@ -150,7 +172,8 @@ impl Drop for Proc {
 
 fn server_args(mode: &str, fault: Fault) -> Vec<String> {
     let port = if mode == "plain" { PLAIN_PORT } else { TETHER_PORT };
-    let mut a = vec!["server".into(), "--mode".into(), mode.into(), "--port".into(), port.to_string()];
+    let mut a =
+        vec!["server".into(), "--mode".into(), mode.into(), "--port".into(), port.to_string()];
     if fault.is_burst() {
         a.extend(["--backlog", "1", "--pause-ms", "1500"].map(String::from));
     }
@@ -159,12 +182,16 @@ fn server_args(mode: &str, fault: Fault) -> Vec<String> {
 
 fn client_args(mode: &str, fault: Fault, ip: &str) -> Vec<String> {
     let port = if mode == "plain" { PLAIN_PORT } else { TETHER_PORT };
-    let (role, count) = if fault.is_burst() { ("burst", BURST) } else { ("client", COUNT) };
+    let (role, count, deadline) = if fault.is_burst() {
+        ("burst", BURST, BURST_DEADLINE_MS)
+    } else {
+        ("client", COUNT, CLIENT_DEADLINE_MS)
+    };
     [role, "--mode", mode, "--addr", &format!("{ip}:{port}"), "--count", &count.to_string()]
         .into_iter()
         .map(String::from)
         .chain(["--run-ms".into(), RUN_MS.to_string()])
-        .chain(["--deadline-ms".into(), CLIENT_DEADLINE_MS.to_string()])
+        .chain(["--deadline-ms".into(), deadline.to_string()])
         .collect()
 }
 
@@ -181,7 +208,12 @@ fn start_servers(exe: &str, ns: &str, fault: Fault) -> Result<Vec<Proc>, String>
 }
 
 /// Runs one scenario; returns its plain and tether rows.
-fn run_scenario(exe: &str, name: &str, sc: Scenario) -> Result<Vec<Row>, String> {
+fn run_scenario(
+    exe: &str,
+    name: &str,
+    sc: Scenario,
+    logs: Option<&str>,
+) -> Result<Vec<Row>, String> {
     let topo = match sc.fault {
         Fault::Failover { .. } => Topo::failover(name)?,
         _ => Topo::two_hosts(name)?,
@@ -211,6 +243,7 @@ fn run_scenario(exe: &str, name: &str, sc: Scenario) -> Result<Vec<Row>, String>
         sc.fault.inject(&topo)?;
     }
     let healed_at = now_ms();
+    eprintln!("    fault at {fault_at} (clients started {start}), healed at {healed_at}");
     let deadline = Duration::from_millis(CLIENT_DEADLINE_MS + 5000);
     for c in &mut clients {
         c.wait_or_kill(deadline);
@@ -224,6 +257,9 @@ fn run_scenario(exe: &str, name: &str, sc: Scenario) -> Result<Vec<Row>, String>
         }
     }
     drop(topo);
+    if let Some(dir) = logs {
+        save_logs(dir, sc.name, &client_lines, &server_lines)?;
+    }
     let rows = ["plain", "tether"]
         .iter()
         .enumerate()

@@ -127,7 +127,8 @@ async fn connect_retrying(addr: SocketAddr) -> TcpStream {
 pub async fn burst(addr: SocketAddr, w: Workload) {
     let start = Instant::now();
     let done = Arc::new(Mutex::new(vec![false; w.count as usize]));
-    let tasks: Vec<_> = (0..w.count).map(|id| tokio::spawn(short_conn(addr, id, done.clone()))).collect();
+    let tasks: Vec<_> =
+        (0..w.count).map(|id| tokio::spawn(short_conn(addr, id, done.clone()))).collect();
     let all = async {
         for t in tasks {
             let _ = t.await;

@@ -165,7 +165,13 @@ async fn open(addr: SocketAddr, k: u64) -> Session {
 
 /// Sends until everything was sent (`true`) or the session refuses (`false`); returns the ids in
 /// sequence order (`sent_ids[seq]`).
-async fn drive(s: &Session, k: u64, w: Workload, start: Instant, q: &mut Queue) -> (bool, Vec<u64>) {
+async fn drive(
+    s: &Session,
+    k: u64,
+    w: Workload,
+    start: Instant,
+    q: &mut Queue,
+) -> (bool, Vec<u64>) {
     let mut sent_ids = Vec::new();
     loop {
         let id = match q.resend.pop_front() {

@@ -18,10 +18,8 @@ pub const VIP: &str = "10.77.0.100";
 /// Runs a command; the error names it and carries its stderr.
 pub fn run(args: &[&str]) -> Result<String, String> {
     let (cmd, rest) = args.split_first().ok_or("empty command")?;
-    let out = Command::new(cmd)
-        .args(rest)
-        .output()
-        .map_err(|e| format!("`{}`: {e}", args.join(" ")))?;
+    let out =
+        Command::new(cmd).args(rest).output().map_err(|e| format!("`{}`: {e}", args.join(" ")))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -90,7 +88,8 @@ impl Topo {
         }
         run(&["ip", "-n", &w, "link", "add", "br0", "type", "bridge"])?;
         run(&["ip", "-n", &w, "link", "set", "br0", "up"])?;
-        for (ns, port, ip) in [(&c, "pc", CLIENT_IP), (&s1, "p1", "10.77.0.11"), (&s2, "p2", "10.77.0.12")]
+        for (ns, port, ip) in
+            [(&c, "pc", CLIENT_IP), (&s1, "p1", "10.77.0.11"), (&s2, "p2", "10.77.0.12")]
         {
             veth(ns, "eth0", &w, port)?;
             run(&["ip", "-n", &w, "link", "set", port, "master", "br0"])?;
@@ -118,7 +117,10 @@ impl Drop for Topo {
 
 /// A veth pair with one end in each namespace, both up.
 fn veth(ns_a: &str, if_a: &str, ns_b: &str, if_b: &str) -> Result<(), String> {
-    run(&["ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b])?;
+    run(&[
+        "ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns",
+        ns_b,
+    ])?;
     run(&["ip", "-n", ns_a, "link", "set", if_a, "up"])?;
     run(&["ip", "-n", ns_b, "link", "set", if_b, "up"])?;
     Ok(())

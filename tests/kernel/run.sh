@@ -17,9 +17,13 @@ skip() {
 }
 
 PREFIX="tkern$$"
+ORCH=""
 
 cleanup() {
   local ns pid
+  if [[ -n $ORCH ]]; then
+    kill "$ORCH" 2>/dev/null || true
+  fi
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${PREFIX}-" || true); do
     # A namespace lives on while a process is inside it: stop the suite's own role processes.
     for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
@@ -73,4 +77,8 @@ target="${CARGO_TARGET_DIR:-target}"
 exe="$target/release/tether-kernel"
 [[ $exe = /* ]] || exe="$PWD/$exe"
 
-"$exe" run --prefix "$PREFIX" "$@"
+# In the background so that a signal to this script runs the trap at once (bash defers traps
+# while a foreground command runs); `wait` passes its exit status on.
+"$exe" run --prefix "$PREFIX" "$@" &
+ORCH=$!
+wait "$ORCH"
