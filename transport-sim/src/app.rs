@@ -287,15 +287,74 @@ pub fn event_name(e: &Event) -> String {
     }
 }
 
-/// A unique, recognisable payload: `tag` then filler up to `size` bytes.
+/// A unique, recognisable payload: `tag`, `|`, then filler up to `size` bytes.
+///
+/// The filler byte at offset `n` is `b'a' + x % 26` with the state `x = n + 7 * (steps since
+/// the filler began)` (mod 256), i.e. the state starts at the filler's offset and advances by 7 per
+/// byte. Since 7 is odd the states form one cycle of 256, so the filler is copied from
+/// [`FILL_CYCLE`] in slices rather than computed byte by byte (the bytes are the same).
 pub fn payload(tag: &str, size: usize) -> Bytes {
-    let mut v = Vec::with_capacity(size.max(tag.len()));
+    let mut v = Vec::with_capacity(size.max(tag.len() + 1));
     v.extend_from_slice(tag.as_bytes());
     v.push(b'|');
-    let mut x = v.len() as u8;
+    let mut pos = usize::from((v.len() as u8).wrapping_mul(FILL_STEP_INVERSE));
     while v.len() < size {
-        v.push(b'a' + x % 26);
-        x = x.wrapping_add(7);
+        let n = (size - v.len()).min(FILL_PERIOD);
+        v.extend_from_slice(&FILL_CYCLE[pos..pos + n]);
+        pos = (pos + n) % FILL_PERIOD;
     }
     Bytes::from(v)
+}
+
+/// The filler state advances by this much (mod 256) per byte.
+const FILL_STEP: u8 = 7;
+/// The inverse of [`FILL_STEP`] mod 256: state `x` is at position `x * FILL_STEP_INVERSE` of the
+/// cycle.
+const FILL_STEP_INVERSE: u8 = 183;
+/// Length of the filler cycle.
+const FILL_PERIOD: usize = 256;
+/// Two periods of the filler, from state 0, so that any `FILL_PERIOD` bytes of it are contiguous.
+static FILL_CYCLE: [u8; 2 * FILL_PERIOD] = fill_cycle();
+
+const fn fill_cycle() -> [u8; 2 * FILL_PERIOD] {
+    let mut cycle = [0u8; 2 * FILL_PERIOD];
+    let mut k = 0;
+    while k < cycle.len() {
+        let state = (k as u8).wrapping_mul(FILL_STEP);
+        cycle[k] = b'a' + state % 26;
+        k += 1;
+    }
+    cycle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte-by-byte definition the cycle table replaces.
+    fn payload_reference(tag: &str, size: usize) -> Vec<u8> {
+        let mut v = tag.as_bytes().to_vec();
+        v.push(b'|');
+        let mut x = v.len() as u8;
+        while v.len() < size {
+            v.push(b'a' + x % 26);
+            x = x.wrapping_add(FILL_STEP);
+        }
+        v
+    }
+
+    #[test]
+    fn step_inverse_is_an_inverse() {
+        assert_eq!(FILL_STEP.wrapping_mul(FILL_STEP_INVERSE), 1);
+    }
+
+    #[test]
+    fn payload_matches_the_byte_by_byte_definition() {
+        let tags = ["", "c0-1", "s1-9f3a2b-117", &"x".repeat(300)];
+        for tag in tags {
+            for size in (0..1200).chain([4095, 4096, 70_000]) {
+                assert_eq!(&payload(tag, size)[..], &payload_reference(tag, size)[..], "{size}");
+            }
+        }
+    }
 }
