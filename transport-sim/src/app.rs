@@ -294,8 +294,14 @@ pub fn event_name(e: &Event) -> String {
 /// byte. Since 7 is odd the states form one cycle of 256, so the filler is copied from
 /// [`FILL_CYCLE`] in slices rather than computed byte by byte (the bytes are the same).
 pub fn payload(tag: &str, size: usize) -> Bytes {
-    let mut v = Vec::with_capacity(size.max(tag.len() + 1));
-    v.extend_from_slice(tag.as_bytes());
+    payload_tagged(size, |v| v.extend_from_slice(tag.as_bytes()))
+}
+
+/// [`payload`] with the tag written by `write_tag` straight into the payload (no `String` to
+/// format first; see [`push_decimal`] and [`push_hex`]).
+pub fn payload_tagged(size: usize, write_tag: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut v = Vec::with_capacity(size.max(32));
+    write_tag(&mut v);
     v.push(b'|');
     let mut pos = usize::from((v.len() as u8).wrapping_mul(FILL_STEP_INVERSE));
     while v.len() < size {
@@ -304,6 +310,30 @@ pub fn payload(tag: &str, size: usize) -> Bytes {
         pos = (pos + n) % FILL_PERIOD;
     }
     Bytes::from(v)
+}
+
+/// Appends `n` in decimal, as `format!("{n}")` writes it.
+pub fn push_decimal(v: &mut Vec<u8>, n: u64) {
+    push_digits(v, n, 10);
+}
+
+/// Appends `n` in lower-case hexadecimal, as `format!("{n:x}")` writes it.
+pub fn push_hex(v: &mut Vec<u8>, n: u64) {
+    push_digits(v, n, 16);
+}
+
+fn push_digits(v: &mut Vec<u8>, mut n: u64, radix: u64) {
+    let mut digits = [0u8; 64];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    v.extend_from_slice(&digits[start..]);
 }
 
 /// The filler state advances by this much (mod 256) per byte.
@@ -341,6 +371,17 @@ mod tests {
             x = x.wrapping_add(FILL_STEP);
         }
         v
+    }
+
+    #[test]
+    fn digits_match_format() {
+        for n in [0, 1, 9, 10, 15, 16, 255, 1000, 123_456_789, u64::MAX] {
+            let (mut d, mut h) = (Vec::new(), Vec::new());
+            push_decimal(&mut d, n);
+            push_hex(&mut h, n);
+            assert_eq!(d, format!("{n}").into_bytes());
+            assert_eq!(h, format!("{n:x}").into_bytes());
+        }
     }
 
     #[test]

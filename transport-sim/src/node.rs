@@ -10,7 +10,7 @@ use tether_core::{
     AckMode, Config, ConnId, Endpoint, Event, Instant, Session, SessionId, Stats, Transmit,
 };
 
-use crate::app::{event_name, payload, App, Behaviour, ReadPolicy};
+use crate::app::{event_name, payload_tagged, push_decimal, push_hex, App, Behaviour, ReadPolicy};
 use crate::trace::Trace;
 
 /// One output of a node: bytes to write on a connection, then maybe close it.
@@ -94,7 +94,26 @@ impl Peaks {
 
 /// The message tag of message `k` of client `i`; the server parses nothing from it.
 pub fn client_payload(i: usize, k: u64, size: usize) -> Bytes {
-    payload(&format!("c{i}-{k}"), size)
+    // The tag is `c{i}-{k}`.
+    payload_tagged(size, |v| {
+        v.push(b'c');
+        push_decimal(v, i as u64);
+        v.push(b'-');
+        push_decimal(v, k);
+    })
+}
+
+/// The message tag of message `k` of the application of session `id` on server generation `g`.
+pub fn server_payload(g: u32, id: SessionId, k: u64, size: usize) -> Bytes {
+    // The tag is `s{g}-{id:x}-{k}`.
+    payload_tagged(size, |v| {
+        v.push(b's');
+        push_decimal(v, u64::from(g));
+        v.push(b'-');
+        push_hex(v, id.0);
+        v.push(b'-');
+        push_decimal(v, k);
+    })
 }
 
 /// A size in `lo..=hi` derived from `k` (deterministic, no RNG draw needed).
@@ -419,9 +438,7 @@ impl ServerNode for TetherServer {
                     let (n, lo, hi) = self.send_plan;
                     let mut app = App { expect_from_peer: self.expect, ..App::default() };
                     let msgs = (0..n)
-                        .map(|k| {
-                            payload(&format!("s{g}-{:x}-{k}", id.0), size_for(k, id.0, lo, hi))
-                        })
+                        .map(|k| server_payload(g, id, k, size_for(k, id.0, lo, hi)))
                         .collect();
                     app.schedule_sends(msgs, now, behaviour.send_interval);
                     app
@@ -462,5 +479,22 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::payload;
+
+    #[test]
+    fn tags_are_the_formatted_ones() {
+        for (i, k, size) in [(0, 0, 1), (3, 17, 64), (23, 599, 4096)] {
+            assert_eq!(client_payload(i, k, size), payload(&format!("c{i}-{k}"), size));
+        }
+        for (g, id, k) in [(0, 0, 0), (2, 0x9f3a_2b00_ffee, 41), (1, u64::MAX, 7)] {
+            let want = payload(&format!("s{g}-{id:x}-{k}"), 300);
+            assert_eq!(server_payload(g, SessionId(id), k, 300), want);
+        }
     }
 }
