@@ -207,6 +207,7 @@ impl ClientNode for TetherClient {
     }
     fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace) {
         let manual = self.session.config().ack_mode == AckMode::Manual;
+        let mut first = true;
         loop {
             let mut moved = false;
             if !self.app.ended() {
@@ -262,12 +263,16 @@ impl ClientNode for TetherClient {
                 allowance -= read;
                 self.app.read_budget.0 = allowance;
             }
-            if let Some(v) = self.peaks.observe(&self.session.stats(), self.session.config()) {
-                self.limit_violations.push(v);
+            // A pass where nothing moved left the session as the previous pass saw it.
+            if first || moved {
+                if let Some(v) = self.peaks.observe(&self.session.stats(), self.session.config()) {
+                    self.limit_violations.push(v);
+                }
             }
             if !moved {
                 return;
             }
+            first = false;
         }
     }
     fn finished(&self) -> bool {
@@ -300,6 +305,8 @@ pub struct TetherServer {
     pub peak_connections: usize,
     read_budget: (u32, Instant),
     buf: BytesMut,
+    /// Sessions acted on in the current pass of `pump` (kept to reuse its allocation).
+    changed: Vec<SessionId>,
 }
 
 impl TetherServer {
@@ -325,6 +332,7 @@ impl TetherServer {
             peak_connections: 0,
             read_budget: (0, Instant::ZERO),
             buf: BytesMut::with_capacity(16 * 1024),
+            changed: Vec::new(),
         }
     }
 
@@ -346,6 +354,135 @@ impl TetherServer {
             }
         }
     }
+}
+
+impl TetherServer {
+    /// Runs every application with something due (messages ready to send, acks, a close) against
+    /// its session; pushes the sessions it acted on to `changed`. Returns whether anything moved.
+    fn run_apps(&mut self, now: Instant, trace: &mut Trace, changed: &mut Vec<SessionId>) -> bool {
+        let g = self.generation;
+        let mut moved = false;
+        for (id, app) in self.apps.iter_mut() {
+            if app.ended() {
+                continue;
+            }
+            let acks_due = app.pending_acks.front().is_some_and(|(at, _)| *at <= now)
+                || app.later.front().is_some_and(|(at, _)| *at <= now);
+            let close_due = self.closes && app.close_due(&self.behaviour, now);
+            if app.outbox.is_empty() && !acks_due && !close_due {
+                continue;
+            }
+            let Some(s) = self.endpoint.session_mut(*id) else {
+                continue;
+            };
+            changed.push(*id);
+            moved |= app.feed(s, now);
+            while let Some(&(at, seq)) = app.pending_acks.front() {
+                if at > now {
+                    break;
+                }
+                app.pending_acks.pop_front();
+                let _ = s.ack(seq);
+                moved = true;
+            }
+            if close_due {
+                app.close_requested = true;
+                let _ = s.close(now);
+                trace.line(now, || format!("s{g} app close() session {:x}", id.0));
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// Writes every batch the endpoint has into `out`. Returns whether there was any.
+    fn drain_transmits(&mut self, now: Instant, out: &mut Vec<Out>) -> bool {
+        let mut moved = false;
+        loop {
+            self.buf.clear();
+            let Some(t) = self.endpoint.poll_transmit(now, &mut self.buf) else {
+                return moved;
+            };
+            moved = true;
+            let bytes = self.buf.split().freeze();
+            let (conn, close) = match t {
+                Transmit::Write(c) => (c, false),
+                Transmit::Close(c) => (c, true),
+            };
+            out.push(Out { conn, bytes, close });
+        }
+    }
+
+    /// Reads as many events as the applications' read policy allows, creating a session's
+    /// application on its first event; pushes the sessions read from to `changed`. Returns
+    /// whether any event was read.
+    fn read_events(
+        &mut self,
+        now: Instant,
+        trace: &mut Trace,
+        changed: &mut Vec<SessionId>,
+    ) -> bool {
+        let manual = self.endpoint.config().ack_mode == AckMode::Manual;
+        let g = self.generation;
+        let allowance = self.allowance(now);
+        let mut read = 0;
+        while read < allowance {
+            let Some((id, e)) = self.endpoint.poll_event() else {
+                break;
+            };
+            read += 1;
+            changed.push(id);
+            let app = self.apps.entry(id).or_insert_with(|| {
+                new_server_app(g, id, self.send_plan, self.expect, &self.behaviour, now)
+            });
+            if let (true, Event::Message { seq, .. }) = (manual, &e) {
+                app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
+            }
+            if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
+                trace.line(now, || format!("s{g} session {:x} event {}", id.0, event_name(&e)));
+            }
+            app.record(e, self.behaviour.plant);
+        }
+        if let ReadPolicy::Slow { .. } = self.behaviour.read {
+            self.read_budget.0 = allowance - read;
+        }
+        read > 0
+    }
+
+    /// Folds the stats of the sessions `ids` (all if `None`) into the peaks, recording any limit
+    /// violation.
+    fn observe_sessions(&mut self, ids: Option<&[SessionId]>) {
+        let endpoint = &self.endpoint;
+        let mut observe = |id: SessionId| {
+            if let Some(s) = endpoint.session(id) {
+                if let Some(v) = self.peaks.observe(&s.stats(), s.config()) {
+                    self.limit_violations.push(v);
+                }
+            }
+        };
+        match ids {
+            Some(ids) => ids.iter().copied().for_each(&mut observe),
+            None => endpoint.session_ids().for_each(&mut observe),
+        }
+    }
+}
+
+/// The application of session `id` on server generation `g`, created on the session's first
+/// event: it sends `send_plan.0` messages (sizes in `send_plan.1..=send_plan.2`) and expects
+/// `expect`.
+fn new_server_app(
+    g: u32,
+    id: SessionId,
+    send_plan: (u64, usize, usize),
+    expect: u64,
+    behaviour: &Behaviour,
+    now: Instant,
+) -> App {
+    let (n, lo, hi) = send_plan;
+    let mut app = App { expect_from_peer: expect, ..App::default() };
+    let msgs = (0..n).map(|k| server_payload(g, id, k, size_for(k, id.0, lo, hi))).collect();
+    app.schedule_sends(msgs, now, behaviour.send_interval);
+    app
 }
 
 impl ServerNode for TetherServer {
@@ -379,94 +516,30 @@ impl ServerNode for TetherServer {
         t
     }
     fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace) {
-        let manual = self.endpoint.config().ack_mode == AckMode::Manual;
-        let g = self.generation;
+        let mut changed = std::mem::take(&mut self.changed);
+        let mut first = true;
         loop {
-            let mut moved = false;
-            for (id, app) in self.apps.iter_mut() {
-                if app.ended() {
-                    continue;
-                }
-                let acks_due = app.pending_acks.front().is_some_and(|(at, _)| *at <= now)
-                    || app.later.front().is_some_and(|(at, _)| *at <= now);
-                let close_due = self.closes && app.close_due(&self.behaviour, now);
-                if app.outbox.is_empty() && !acks_due && !close_due {
-                    continue;
-                }
-                let Some(s) = self.endpoint.session_mut(*id) else {
-                    continue;
-                };
-                moved |= app.feed(s, now);
-                while let Some(&(at, seq)) = app.pending_acks.front() {
-                    if at > now {
-                        break;
-                    }
-                    app.pending_acks.pop_front();
-                    let _ = s.ack(seq);
-                    moved = true;
-                }
-                if close_due {
-                    app.close_requested = true;
-                    let _ = s.close(now);
-                    trace.line(now, || format!("s{g} app close() session {:x}", id.0));
-                    moved = true;
-                }
-            }
-            loop {
-                self.buf.clear();
-                let Some(t) = self.endpoint.poll_transmit(now, &mut self.buf) else {
-                    break;
-                };
-                moved = true;
-                let bytes = self.buf.split().freeze();
-                let (conn, close) = match t {
-                    Transmit::Write(c) => (c, false),
-                    Transmit::Close(c) => (c, true),
-                };
-                out.push(Out { conn, bytes, close });
-            }
-            let allowance = self.allowance(now);
-            let mut read = 0;
-            while read < allowance {
-                let Some((id, e)) = self.endpoint.poll_event() else {
-                    break;
-                };
-                read += 1;
-                moved = true;
-                let behaviour = &self.behaviour;
-                let app = self.apps.entry(id).or_insert_with(|| {
-                    let (n, lo, hi) = self.send_plan;
-                    let mut app = App { expect_from_peer: self.expect, ..App::default() };
-                    let msgs = (0..n)
-                        .map(|k| server_payload(g, id, k, size_for(k, id.0, lo, hi)))
-                        .collect();
-                    app.schedule_sends(msgs, now, behaviour.send_interval);
-                    app
-                });
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                    app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
-                }
-                if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
-                    trace.line(now, || format!("s{g} session {:x} event {}", id.0, event_name(&e)));
-                }
-                app.record(e, self.behaviour.plant);
-            }
-            if let ReadPolicy::Slow { .. } = self.behaviour.read {
-                self.read_budget.0 = allowance - read;
-            }
-            let ids: Vec<SessionId> = self.endpoint.session_ids().collect();
-            for id in ids {
-                if let Some(s) = self.endpoint.session(id) {
-                    if let Some(v) = self.peaks.observe(&s.stats(), s.config()) {
-                        self.limit_violations.push(v);
-                    }
-                }
+            changed.clear();
+            let mut moved = self.run_apps(now, trace, &mut changed);
+            moved |= self.drain_transmits(now, out);
+            moved |= self.read_events(now, trace, &mut changed);
+            // The first pass sees whatever the inputs before this pump did to any session; a
+            // later pass can only have changed (the counters the limits bound of) the sessions
+            // its applications acted on or read from. A pass where nothing moved changed none.
+            if first {
+                self.observe_sessions(None);
+            } else if moved {
+                changed.sort_unstable();
+                changed.dedup();
+                self.observe_sessions(Some(&changed));
             }
             self.peak_connections = self.peak_connections.max(self.endpoint.connection_count());
             if !moved {
-                return;
+                break;
             }
+            first = false;
         }
+        self.changed = changed;
     }
     fn finished(&self) -> bool {
         self.endpoint.session_count() == 0 && self.apps.values().all(|a| a.ended())
