@@ -307,6 +307,8 @@ pub struct TetherServer {
     buf: BytesMut,
     /// Sessions acted on in the current pass of `pump` (kept to reuse its allocation).
     changed: Vec<SessionId>,
+    /// Bytes were read since every session's stats were last sampled.
+    input_since_sample: bool,
 }
 
 impl TetherServer {
@@ -333,6 +335,7 @@ impl TetherServer {
             read_budget: (0, Instant::ZERO),
             buf: BytesMut::with_capacity(16 * 1024),
             changed: Vec::new(),
+            input_since_sample: false,
         }
     }
 
@@ -491,6 +494,7 @@ impl ServerNode for TetherServer {
     }
     fn input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
         self.endpoint.handle_input(now, conn, bytes);
+        self.input_since_sample = true;
     }
     fn disconnected(&mut self, now: Instant, conn: ConnId) {
         self.endpoint.handle_disconnected(now, conn);
@@ -517,16 +521,16 @@ impl ServerNode for TetherServer {
     }
     fn pump(&mut self, now: Instant, out: &mut Vec<Out>, trace: &mut Trace) {
         let mut changed = std::mem::take(&mut self.changed);
-        let mut first = true;
         loop {
             changed.clear();
             let mut moved = self.run_apps(now, trace, &mut changed);
             moved |= self.drain_transmits(now, out);
             moved |= self.read_events(now, trace, &mut changed);
-            // The first pass sees whatever the inputs before this pump did to any session; a
-            // later pass can only have changed (the counters the limits bound of) the sessions
-            // its applications acted on or read from. A pass where nothing moved changed none.
-            if first {
+            // Only samples that could show a new peak or a new limit violation are taken. The
+            // counters the limits bound grow only in `send` (the applications' sessions, in
+            // `changed`) and when bytes are read (`handle_input`: any session, hence all of them
+            // after input); every other sample would be at most the session's previous one.
+            if std::mem::take(&mut self.input_since_sample) {
                 self.observe_sessions(None);
             } else if moved {
                 changed.sort_unstable();
@@ -537,7 +541,6 @@ impl ServerNode for TetherServer {
             if !moved {
                 break;
             }
-            first = false;
         }
         self.changed = changed;
     }
