@@ -290,10 +290,20 @@ pub struct Sim<C, S> {
     client_dirty: Vec<bool>,
     server_dirty: Vec<bool>,
     partitions: Vec<(Option<usize>, Instant)>,
+    /// Connections whose server side is open, by server generation.
+    open_server_sockets: Vec<usize>,
     out: Vec<Out>,
     same_instant: u64,
     /// The run stopped on a livelock.
     pub stalled: bool,
+}
+
+/// Marks the server side of `c` closed, keeping the count of open server sockets.
+fn close_server_socket(c: &mut Conn, open_server_sockets: &mut [usize]) {
+    if c.server_open {
+        c.server_open = false;
+        open_server_sockets[c.server] -= 1;
+    }
 }
 
 impl<C: ClientNode, S: ServerNode> Sim<C, S> {
@@ -331,6 +341,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             client_dirty: vec![true; n],
             server_dirty: vec![true],
             partitions: Vec::new(),
+            open_server_sockets: vec![0],
             out: Vec::new(),
             same_instant: 0,
             stalled: false,
@@ -469,8 +480,11 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             self.server_wake[g] = self.servers[g].wakeup(now);
         }
         self.out = out;
-        let sockets =
-            self.conns.values().filter(|c| c.server_open && c.server == self.active()).count();
+        let sockets = self.open_server_sockets[self.active()];
+        debug_assert_eq!(
+            sockets,
+            self.conns.values().filter(|c| c.server_open && c.server == self.active()).count()
+        );
         self.stats.peak_server_sockets = self.stats.peak_server_sockets.max(sockets);
     }
 
@@ -535,6 +549,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             dirs: [dir(&link.up, decode), dir(&link.down, decode)],
         };
         self.conns.insert(id, conn);
+        self.open_server_sockets[server] += 1;
         self.client_conn[i] = Some(id);
         let accept = self.rng.duration(spec.accept_delay.0, spec.accept_delay.1);
         self.schedule(now + rtt + extra, Ev::ClientConnected(id));
@@ -736,7 +751,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
                 }
             }
             Side::Server if c.server_open => {
-                c.server_open = false;
+                close_server_socket(c, &mut self.open_server_sockets);
                 c.dirs[0].inflight.clear();
                 if notify && c.accepted && self.server_alive[server] {
                     self.servers[server].disconnected(now, id);
@@ -848,7 +863,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             let c = self.conns.get_mut(&o.conn).expect("present");
             match from {
                 Side::Client => c.client_open = false,
-                Side::Server => c.server_open = false,
+                Side::Server => close_server_socket(c, &mut self.open_server_sockets),
             }
             self.gc(o.conn);
         }
@@ -1036,7 +1051,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             self.conns.iter().filter(|(_, c)| c.server == old).map(|(id, _)| *id).collect();
         for id in ids {
             let c = self.conns.get_mut(&id).expect("present");
-            c.server_open = false;
+            close_server_socket(c, &mut self.open_server_sockets);
             c.dead = true;
             c.dirs[0].inflight.clear();
             let client = c.client;
@@ -1074,6 +1089,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
         self.server_alive.push(true);
         self.server_wake.push(Some(self.now));
         self.server_dirty.push(true);
+        self.open_server_sockets.push(0);
     }
 
     /// Every socket still open, either side.
