@@ -10,7 +10,9 @@ use tether_core::{
     AckMode, Config, ConnId, Endpoint, Event, Instant, Session, SessionId, Stats, Transmit,
 };
 
-use crate::app::{event_name, payload_tagged, push_decimal, push_hex, App, Behaviour, ReadPolicy};
+use crate::app::{
+    event_name, payload_tagged, payloads, push_decimal, push_hex, App, Behaviour, ReadPolicy,
+};
 use crate::trace::Trace;
 
 /// One output of a node: bytes to write on a connection, then maybe close it.
@@ -92,28 +94,42 @@ impl Peaks {
     }
 }
 
-/// The message tag of message `k` of client `i`; the server parses nothing from it.
+/// Message `k` of client `i`: tag `c{i}-{k}`; the server parses nothing from it.
 pub fn client_payload(i: usize, k: u64, size: usize) -> Bytes {
-    // The tag is `c{i}-{k}`.
-    payload_tagged(size, |v| {
-        v.push(b'c');
-        push_decimal(v, i as u64);
-        v.push(b'-');
-        push_decimal(v, k);
-    })
+    payload_tagged(size, |v| write_client_tag(v, i, k))
 }
 
-/// The message tag of message `k` of the application of session `id` on server generation `g`.
+/// The `n` messages client `i` sends, sizes in `lo..=hi` ([`client_payload`], in one buffer).
+pub fn client_payloads(i: usize, n: u64, lo: usize, hi: usize) -> Vec<Bytes> {
+    payloads(n, |k| size_for(k, i as u64, lo, hi), |v, k| write_client_tag(v, i, k))
+}
+
+fn write_client_tag(v: &mut Vec<u8>, i: usize, k: u64) {
+    v.push(b'c');
+    push_decimal(v, i as u64);
+    v.push(b'-');
+    push_decimal(v, k);
+}
+
+/// Message `k` of the application of session `id` on server generation `g`: tag
+/// `s{g}-{id:x}-{k}`.
 pub fn server_payload(g: u32, id: SessionId, k: u64, size: usize) -> Bytes {
-    // The tag is `s{g}-{id:x}-{k}`.
-    payload_tagged(size, |v| {
-        v.push(b's');
-        push_decimal(v, u64::from(g));
-        v.push(b'-');
-        push_hex(v, id.0);
-        v.push(b'-');
-        push_decimal(v, k);
-    })
+    payload_tagged(size, |v| write_server_tag(v, g, id, k))
+}
+
+/// The `n` messages the application of session `id` on server generation `g` sends, sizes in
+/// `lo..=hi` ([`server_payload`], in one buffer).
+pub fn server_payloads(g: u32, id: SessionId, n: u64, lo: usize, hi: usize) -> Vec<Bytes> {
+    payloads(n, |k| size_for(k, id.0, lo, hi), |v, k| write_server_tag(v, g, id, k))
+}
+
+fn write_server_tag(v: &mut Vec<u8>, g: u32, id: SessionId, k: u64) {
+    v.push(b's');
+    push_decimal(v, u64::from(g));
+    v.push(b'-');
+    push_hex(v, id.0);
+    v.push(b'-');
+    push_decimal(v, k);
 }
 
 /// A size in `lo..=hi` derived from `k` (deterministic, no RNG draw needed).
@@ -483,7 +499,7 @@ fn new_server_app(
 ) -> App {
     let (n, lo, hi) = send_plan;
     let mut app = App { expect_from_peer: expect, ..App::default() };
-    let msgs = (0..n).map(|k| server_payload(g, id, k, size_for(k, id.0, lo, hi))).collect();
+    let msgs = server_payloads(g, id, n, lo, hi);
     app.schedule_sends(msgs, now, behaviour.send_interval);
     app
 }
@@ -562,6 +578,19 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 mod tests {
     use super::*;
     use crate::app::payload;
+
+    #[test]
+    fn batches_are_the_single_payloads() {
+        let c = client_payloads(5, 40, 1, 4096);
+        let s = server_payloads(1, SessionId(0xabc), 40, 16, 1024);
+        for k in 0..40 {
+            assert_eq!(c[k as usize], client_payload(5, k, size_for(k, 5, 1, 4096)));
+            assert_eq!(
+                s[k as usize],
+                server_payload(1, SessionId(0xabc), k, size_for(k, 0xabc, 16, 1024))
+            );
+        }
+    }
 
     #[test]
     fn tags_are_the_formatted_ones() {

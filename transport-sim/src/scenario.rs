@@ -5,14 +5,13 @@
 //! timed fault schedule and what the run promises), then [`run_tether`] or [`run_naive`] executes
 //! it. Everything random is drawn from one [`SimRng`] seeded from the seed and the scenario name.
 
-use bytes::Bytes;
 use tether_core::{AckMode, Config, Duration, Endpoint, Instant, Session};
 
 use crate::app::{AppPlant, Behaviour, CloseBy, ReadPolicy, Terminal};
 use crate::check::{check_run, Expect, Violation};
 use crate::link::{DirSpec, LinkSpec, StreamElement};
 use crate::naive::{BaselineReport, NaiveClient, NaiveServer};
-use crate::node::{client_payload, size_for, ClientNode, ServerNode, TetherClient, TetherServer};
+use crate::node::{client_payloads, ClientNode, ServerNode, TetherClient, TetherServer};
 use crate::rng::SimRng;
 use crate::sim::{ConnectSpec, Dirs, FaultClass, Side, Sim, SimStats};
 use crate::trace::Fnv;
@@ -601,8 +600,7 @@ pub fn run_tether_with(
         .enumerate()
         .map(|(i, b)| {
             let session = Session::client(plan.config.clone(), rng.next_u64(), T0).expect("valid");
-            let msgs: Vec<Bytes> =
-                (0..cm).map(|k| client_payload(i, k, size_for(k, i as u64, lo, hi))).collect();
+            let msgs = client_payloads(i, cm, lo, hi);
             TetherClient::new(i, session, msgs, sm, b.clone(), client_closes, T0)
         })
         .collect();
