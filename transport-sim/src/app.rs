@@ -193,9 +193,13 @@ impl App {
             self.outbox.push_back(p);
         }
         while let Some(p) = self.outbox.pop_front() {
-            match session.send(now, p.clone()) {
+            // Keep a copy only of a message `send` will accept: a refused one comes back in the
+            // error. (`send` is still called: the session sees the same calls either way.)
+            let kept = session.can_send(p.len()).then(|| p.clone());
+            match session.send(now, p) {
                 Ok(seq) => {
                     moved = true;
+                    let p = kept.expect("send accepted a message can_send refused");
                     self.sent.push((seq, p));
                 }
                 Err(SendError::Backpressure(p)) => {
