@@ -387,7 +387,8 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
             if self.stalled {
                 return false;
             }
-            let Some(next) = self.next_time() else {
+            let wake = self.earliest_wake();
+            let Some(next) = crate::node::earliest(self.queue.peek().map(|s| s.at), wake) else {
                 self.now = self.now.max(end);
                 return false;
             };
@@ -410,7 +411,7 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
                 self.now = next;
             }
             self.stats.steps += 1;
-            self.step();
+            self.step(wake);
         }
     }
 
@@ -420,20 +421,28 @@ impl<C: ClientNode, S: ServerNode> Sim<C, S> {
         self.run_until(end, |_| false);
     }
 
-    fn next_time(&self) -> Option<Instant> {
-        let mut t = self.queue.peek().map(|s| s.at);
-        for w in self.client_wake.iter().chain(self.server_wake.iter()) {
-            t = crate::node::earliest(t, *w);
-        }
-        t
+    /// The earliest wakeup any node asked for.
+    fn earliest_wake(&self) -> Option<Instant> {
+        self.client_wake.iter().chain(self.server_wake.iter()).flatten().min().copied()
     }
 
-    fn step(&mut self) {
+    /// Handles every event due now, then wakes every node whose wakeup came. `earliest_wake` is
+    /// [`Self::earliest_wake`] (events do not change wakeups): when it is later than now, no node
+    /// is due and the nodes are not looked at.
+    fn step(&mut self, earliest_wake: Option<Instant>) {
         let now = self.now;
         while self.queue.peek().is_some_and(|s| s.at <= now) {
             let s = self.queue.pop().expect("peeked");
             self.handle(s.ev);
         }
+        if earliest_wake.is_some_and(|w| w <= now) {
+            self.wake_due_nodes();
+        }
+    }
+
+    /// Calls `timeout` on every node whose wakeup is at or before now (clients, then servers).
+    fn wake_due_nodes(&mut self) {
+        let now = self.now;
         for i in 0..self.clients.len() {
             if self.client_wake[i].is_some_and(|w| w <= now) {
                 self.clients[i].timeout(now);
