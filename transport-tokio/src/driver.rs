@@ -17,7 +17,6 @@ use tether_core::{ConnId, Instant, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
-use crate::handoff::Handoff;
 use crate::shared::{Core, Shared};
 use crate::sync::Arc;
 
@@ -45,9 +44,6 @@ const FEED_SLICE: usize = 16 * 1024;
 /// Frames pulled from the core per pass before they are written: writing starts while the core
 /// still has more, and handles are not locked out for a whole send window's worth of encoding.
 const PASS_TRANSMIT_BYTES: usize = 64 * 1024;
-/// An inline flush (see `DriverCell::flush_inline`) scans every connection's write buffer; beyond
-/// this many connections the driver task does it.
-const INLINE_MAX_CONNS: usize = 16;
 /// Passes per poll before yielding to the runtime.
 const PASSES_PER_POLL: usize = 32;
 
@@ -98,10 +94,8 @@ enum Pass {
     Done,
 }
 
-/// The driver's I/O state: the connection source, the connections, the timer. It lives in a
-/// [`DriverCell`] so that a handle can run a write-only pass inline (see
-/// [`DriverCell::flush_inline`]); otherwise the driver task runs every pass.
-pub(crate) struct DriverIo {
+/// The driver future; spawn it.
+pub(crate) struct Driver {
     shared: Arc<Shared>,
     source: Source,
     conns: BTreeMap<ConnId, ConnIo>,
@@ -116,18 +110,9 @@ pub(crate) struct DriverIo {
     finished: bool,
 }
 
-impl std::fmt::Debug for DriverIo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DriverIo")
-            .field("conns", &self.conns.len())
-            .field("finished", &self.finished)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DriverIo {
-    fn new(shared: Arc<Shared>, source: Source) -> DriverIo {
-        DriverIo {
+impl Driver {
+    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
+        Driver {
             shared,
             source,
             conns: BTreeMap::new(),
@@ -332,14 +317,11 @@ impl DriverIo {
         }
     }
 
-    /// One pass: I/O in (unless `!reads`: an inline flush), the core, I/O out, the timer.
-    fn pass(&mut self, cx: &mut Context<'_>, reads: bool) -> Pass {
+    /// One pass: I/O in, the core, I/O out, the timer.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
         let now = self.shared.clock.now();
-        let mut progress = false;
-        if reads {
-            progress |= self.poll_sources(cx, now);
-            progress |= self.poll_reads(cx);
-        }
+        let mut progress = self.poll_sources(cx, now);
+        progress |= self.poll_reads(cx);
         self.feed(cx, now);
 
         let shared = self.shared.clone();
@@ -459,65 +441,15 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Holds the [`DriverIo`] for whoever runs a pass: the driver task (the owner), or a handle
-/// flushing inline (a guest; see [`Handoff`] for why no wake-up is lost between them).
-#[derive(Debug)]
-pub(crate) struct DriverCell(Handoff<DriverIo>);
-
-impl DriverCell {
-    /// Runs a pass without reads from the calling (application) task, if nobody else is running
-    /// one: what `send` just queued is written at once instead of after a hop to the driver task.
-    /// Every registration (socket, timer) is made with `driver`, the driver task's waker, so the
-    /// driver task is woken exactly as if it had run the pass itself; it is woken at once if the
-    /// pass left work behind. Returns false (nothing done) when the driver is busy or finished,
-    /// or serves more connections than an inline pass should scan.
-    pub(crate) fn flush_inline(&self, driver: &Waker) -> bool {
-        let visit = self.0.visit(|io| {
-            if io.finished || io.conns.len() > INLINE_MAX_CONNS {
-                return None;
-            }
-            let mut cx = Context::from_waker(driver);
-            Some(matches!(io.pass(&mut cx, false), Pass::Idle))
-        });
-        let ran = visit.ran.flatten();
-        if visit.wake_owner || ran == Some(false) {
-            driver.wake_by_ref();
-        }
-        ran.is_some()
-    }
-}
-
-/// The driver task's future; spawn it.
-pub(crate) struct Driver {
-    cell: std::sync::Arc<DriverCell>,
-}
-
-impl Driver {
-    /// A driver for `shared`'s core, getting connections from `source`.
-    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
-        let io = DriverIo::new(shared.clone(), source);
-        let cell = std::sync::Arc::new(DriverCell(Handoff::new(io)));
-        shared.set_driver(cell.clone());
-        Driver { cell }
-    }
-}
-
 impl Future for Driver {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(mut guard) = self.cell.0.try_own() else {
-            // A handle is flushing inline; it wakes us when it lets go.
-            return Poll::Pending;
-        };
-        let Some(io) = guard.as_mut() else {
-            return Poll::Ready(());
-        };
-        if io.finished && io.conns.is_empty() {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.finished && self.conns.is_empty() {
             return Poll::Ready(());
         }
         for _ in 0..PASSES_PER_POLL {
-            match io.pass(cx, true) {
+            match self.pass(cx) {
                 Pass::Again => {}
                 Pass::Idle => return Poll::Pending,
                 Pass::Done => {
@@ -533,12 +465,8 @@ impl Future for Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Closes every socket and the listener now, whoever still holds the cell.
-        let Some(io) = self.cell.0.take() else { return };
-        let shared = io.shared.clone();
-        drop(io);
         let mut wake = Vec::new();
-        shared.lock().driver_stopped(&mut wake);
+        self.shared.lock().driver_stopped(&mut wake);
         for w in wake {
             w.wake();
         }

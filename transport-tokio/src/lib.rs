@@ -41,7 +41,6 @@
 mod client;
 mod driver;
 mod handle;
-mod handoff;
 pub mod proxy;
 mod server;
 mod shared;

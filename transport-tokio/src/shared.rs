@@ -21,7 +21,6 @@ use tether_core::{
     Transmit, UnconfirmedMessage,
 };
 
-use crate::driver::DriverCell;
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
@@ -199,8 +198,6 @@ pub(crate) struct Slot {
     links: VecDeque<LinkEvent>,
     end: Option<End>,
     final_stats: Option<Stats>,
-    /// The first message this side sent that the peer has not confirmed yet.
-    unconfirmed_from: u64,
     /// Established at least once.
     connected: bool,
     close_requested: bool,
@@ -222,7 +219,6 @@ impl Slot {
             links: VecDeque::new(),
             end: None,
             final_stats: None,
-            unconfirmed_from: 0,
             connected: false,
             close_requested: false,
             handles,
@@ -267,8 +263,6 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) clock: Clock,
-    /// The driver's I/O state, for inline flushes from `send` (unset in loom models).
-    driver: std::sync::OnceLock<std::sync::Arc<DriverCell>>,
 }
 
 /// Maps the monotonic clock onto the core's [`Instant`] (nanoseconds since the adapter started).
@@ -398,9 +392,8 @@ impl Inner {
                     }
                 }
             },
-            Event::Confirmed { up_to } => {
+            Event::Confirmed { .. } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
-                    slot.unconfirmed_from = up_to + 1;
                     slot.send_wakers.take_into(wake);
                 }
             }
@@ -492,27 +485,7 @@ impl Shared {
                 taken_since_pass: 0,
             }),
             clock,
-            driver: std::sync::OnceLock::new(),
         })
-    }
-
-    /// Registers the driver whose I/O `send` may flush inline.
-    pub(crate) fn set_driver(&self, cell: std::sync::Arc<DriverCell>) {
-        let _ = self.driver.set(cell);
-    }
-
-    /// After a send: on a quiet link (the message just sent is the only unconfirmed one, so
-    /// latency matters more than batching) write it from this task, even if the driver task was
-    /// already woken for something else (an ack); otherwise, or if the driver is busy, wake the
-    /// driver task as usual (`kick`).
-    fn kick_after_send(&self, kick: Kick, inline: Option<Waker>) {
-        let flushed = match (&inline, self.driver.get()) {
-            (Some(waker), Some(driver)) => driver.flush_inline(waker),
-            _ => false,
-        };
-        if !flushed {
-            kick.wake();
-        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -554,12 +527,9 @@ impl Shared {
         };
         match result {
             Ok(seq) => {
-                let quiet =
-                    cx.is_some() && inner.slot(key).is_some_and(|s| s.unconfirmed_from == seq);
-                let inline = if quiet { inner.driver_waker.clone() } else { None };
                 let kick = inner.kick();
                 drop(inner);
-                self.kick_after_send(kick, inline);
+                kick.wake();
                 Poll::Ready(Ok(seq))
             }
             Err(SendError::Backpressure(p)) if cx.is_some() && !inner.driver_done => {
@@ -614,12 +584,9 @@ impl Shared {
                 Err(e) => break Poll::Ready(Err(e)),
             }
         };
-        let quiet =
-            last.is_some_and(|seq| inner.slot(key).is_some_and(|s| s.unconfirmed_from == seq));
-        let inline = if sent && quiet { inner.driver_waker.clone() } else { None };
         let kick = if sent { inner.kick() } else { Kick(None) };
         drop(inner);
-        self.kick_after_send(kick, inline);
+        kick.wake();
         poll
     }
 

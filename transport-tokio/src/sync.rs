@@ -2,15 +2,9 @@
 //! crate is built with `RUSTFLAGS="--cfg tether_loom"` so the interleavings can be model-checked.
 
 #[cfg(tether_loom)]
-pub(crate) use loom::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard,
-};
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(tether_loom))]
-pub(crate) use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, Mutex, MutexGuard,
-};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Locks `m`, ignoring poisoning: every critical section leaves the state consistent before it can
 /// panic (they only call into the core, which does not panic on any input).

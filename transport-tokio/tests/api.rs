@@ -99,60 +99,6 @@ async fn batches_keep_order_backpressure_and_unsent_messages() {
     .await;
 }
 
-/// Ping-pong writes each message from the sending task (an inline flush, the link being quiet)
-/// while the drivers run passes of their own for a second stream of messages: no wake-up may be
-/// lost between the two (a lost one hangs the exchange until the test's time limit).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inline_flushes_race_the_driver_without_losing_wakeups() {
-    within(60, async {
-        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
-        let s = server.accept().await.unwrap();
-        let (rounds, ticks) = (3_000u64, 300u64);
-        let echo = s.clone();
-        let echoer = tokio::spawn(async move {
-            let mut echoed = 0;
-            while let Some(m) = echo.recv().await {
-                if m.payload.starts_with(b"ping") {
-                    echo.send(m.payload).await.unwrap();
-                    echoed += 1;
-                }
-            }
-            echoed
-        });
-        let ticker = tokio::spawn(async move {
-            for i in 0..ticks {
-                s.send(payload("tick", i)).await.unwrap();
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-        });
-        let (mut pongs, mut tick_seen) = (0, 0);
-        for i in 0..rounds {
-            client.send(payload("ping", i)).await.unwrap();
-            loop {
-                let m = client.recv().await.unwrap();
-                if m.payload.starts_with(b"tick") {
-                    assert_eq!(m.payload, payload("tick", tick_seen));
-                    tick_seen += 1;
-                    continue;
-                }
-                assert_eq!(m.payload, payload("ping", i));
-                pongs += 1;
-                break;
-            }
-        }
-        ticker.await.unwrap();
-        while tick_seen < ticks {
-            assert_eq!(client.recv().await.unwrap().payload, payload("tick", tick_seen));
-            tick_seen += 1;
-        }
-        assert_eq!(pongs, rounds);
-        assert_eq!(client.close().await, End::Closed);
-        assert_eq!(echoer.await.unwrap(), rounds);
-    })
-    .await;
-}
-
 /// Dropping the last handle aborts the session; the peer sees `Lost(ApplicationAbort)`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_handle_aborts() {
