@@ -21,6 +21,11 @@ impl<K: Ord + Copy> Default for Deadlines<K> {
 impl<K: Ord + Copy> Deadlines<K> {
     /// Sets (or, with `None`, clears) the deadline of `key`.
     pub(crate) fn set(&mut self, key: K, deadline: Option<Instant>) {
+        // Unchanged (the common case: the endpoint re-indexes every session it touched): skip
+        // the two removals and insertions.
+        if self.by_key.get(&key).copied() == deadline {
+            return;
+        }
         if let Some(old) = self.by_key.remove(&key) {
             self.by_time.remove(&(old, key));
         }
@@ -69,6 +74,19 @@ mod tests {
         assert_eq!(d.pop_due(Instant::from_millis(35)), Some(1));
         assert_eq!(d.pop_due(Instant::from_millis(35)), None);
         assert_eq!(d.pop_earliest(), Some(2));
+        assert_eq!(d.earliest(), None);
+    }
+
+    #[test]
+    fn setting_the_same_deadline_again_changes_nothing() {
+        let mut d = Deadlines::default();
+        d.set(1u32, Some(Instant::from_millis(10)));
+        d.set(1, Some(Instant::from_millis(10)));
+        d.set(2, None);
+        assert_eq!(d.by_time.len(), 1);
+        assert_eq!(d.by_key.len(), 1);
+        assert_eq!(d.pop_earliest(), Some(1));
+        d.set(1, None);
         assert_eq!(d.earliest(), None);
     }
 }
