@@ -18,6 +18,8 @@ use crate::Error;
 /// out with [`send`](Self::send) (which waits while the unconfirmed buffer is full) or
 /// [`try_send`](Self::try_send), come in with [`recv`](Self::recv), and the session ends with
 /// [`close`](Self::close) (clean: everything delivered both ways) or [`abort`](Self::abort).
+/// [`send_many`](Self::send_many) and [`recv_many`](Self::recv_many) move batches under one lock:
+/// use them for many small messages.
 /// [`Session`] also implements `futures` [`Stream`](futures_core::Stream) (of [`Message`]) and
 /// [`Sink<Bytes>`](futures_sink::Sink).
 ///
