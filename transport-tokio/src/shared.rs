@@ -26,10 +26,6 @@ use crate::sync::{lock, Arc, Mutex, MutexGuard};
 /// The key of the client's only slot (a client session has no id until the server issues one).
 pub(crate) const CLIENT_KEY: SessionId = SessionId(0);
 
-/// `recv` asks the driver for a pass (to announce its acks) at most once per this many messages
-/// taken, unless the inbox ran empty.
-const KICK_EVERY_TAKEN: usize = 16;
-
 /// Link events kept for `next_link_event` before the oldest are dropped.
 const MAX_LINK_EVENTS: usize = 64;
 
@@ -254,8 +250,8 @@ pub(crate) struct Inner {
     kicked: bool,
     /// The driver has stopped (finished, or its runtime dropped it).
     driver_done: bool,
-    /// Messages the application took (and the core acknowledged) since the driver's last pass.
-    taken_since_pass: usize,
+    /// Messages the application took from inboxes since the driver last looked (for tests).
+    pub(crate) taken: u64,
 }
 
 /// The state shared by handles and the driver, plus the clock both read.
@@ -332,7 +328,6 @@ impl Inner {
             self.driver_waker = Some(waker.clone());
         }
         self.kicked = false;
-        self.taken_since_pass = 0;
     }
 
     /// Drains the core's transmits into `out` while it returns true (false: the adapter's write
@@ -482,7 +477,7 @@ impl Shared {
                 driver_waker: None,
                 kicked: false,
                 driver_done: false,
-                taken_since_pass: 0,
+                taken: 0,
             }),
             clock,
         })
@@ -620,8 +615,7 @@ impl Shared {
             return Poll::Ready(None);
         };
         if let Some((seq, payload)) = slot.inbox.pop_front() {
-            let caught_up = slot.inbox.is_empty();
-            inner.taken_since_pass += 1;
+            inner.taken += 1;
             let kick = if manual {
                 Kick(None)
             } else {
@@ -629,14 +623,7 @@ impl Shared {
                     // Cannot fail: the message was delivered by the core.
                     let _ = s.ack(seq);
                 }
-                // The acks reach the wire (and the core's ack timer the driver's) on the driver's
-                // next pass: ask for one when the application has caught up, or every
-                // `KICK_EVERY_TAKEN` messages, not for every message.
-                if caught_up || inner.taken_since_pass >= KICK_EVERY_TAKEN {
-                    inner.kick()
-                } else {
-                    Kick(None)
-                }
+                inner.kick()
             };
             drop(inner);
             kick.wake();
@@ -676,7 +663,7 @@ impl Shared {
             return Poll::Pending;
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
-        inner.taken_since_pass += n;
+        inner.taken += n as u64;
         let kick = if manual {
             Kick(None)
         } else {

@@ -222,3 +222,44 @@ async fn setup_errors_say_what_went_wrong() {
     })
     .await;
 }
+
+/// Both windows full, a quiet spell, then an echo loop (take one, send one, which waits for the
+/// peer's ack): every message taken must be acknowledged without waiting for a timer. With heartbeats a
+/// minute apart, an ack that waits for the driver's next timer deadlocks the exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_flow_when_both_windows_are_full_and_the_apps_echo() {
+    let tight = Config {
+        max_unconfirmed_messages: 8,
+        heartbeat_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(180),
+        ack_timeout: Duration::from_secs(180),
+        ..config()
+    };
+    within(20, async {
+        let server = Server::bind("127.0.0.1:0", tight.clone()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), tight).await.unwrap();
+        let s = server.accept().await.unwrap();
+        let echo = |session: tether_tokio::Session, tag: &'static str| async move {
+            for i in 0..8 {
+                session.send(payload(tag, i)).await.unwrap();
+            }
+            // Quiet: the delayed acks of what arrived have gone out; only timers are armed.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for i in 8..208 {
+                session.recv().await.unwrap();
+                session.send(payload(tag, i)).await.unwrap();
+            }
+            session
+        };
+        let (c, s) = tokio::join!(echo(client, "c"), echo(s, "s"));
+        let drain = |session: tether_tokio::Session| async move {
+            for _ in 0..8 {
+                session.recv().await.unwrap();
+            }
+            session
+        };
+        let (c, _s) = tokio::join!(drain(c), drain(s));
+        assert_eq!(c.close().await, End::Closed);
+    })
+    .await;
+}
