@@ -334,30 +334,33 @@ impl Driver {
             Source::Client { .. } => CLIENT_WRITE_CAP,
             Source::Server { .. } => usize::MAX,
         };
+        // A client whose write buffer is already full pulls nothing until it drains.
+        let mut capped = self.conns.values().any(|c| c.wbuf.len() >= cap);
         let conns = &mut self.conns;
-        let mut capped = false;
         let mut budget = PASS_TRANSMIT_BYTES;
-        inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
-            let (Transmit::Write(id) | Transmit::Close(id)) = t;
-            budget = budget.saturating_sub(bytes.len());
-            let Some(c) = conns.get_mut(&id) else { return true };
-            if c.wbuf.is_empty() {
-                c.wbuf = bytes.into();
-            } else {
-                c.wbuf.extend_from_slice(&bytes);
-            }
-            if let Transmit::Close(_) = t {
-                tracing::debug!(conn = id.0, "closing connection");
-                c.closing = Some(now + LINGER);
-                return true;
-            }
-            let more = c.wbuf.len() < cap;
-            capped |= !more;
-            more && budget > 0
-        });
+        if !capped {
+            inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
+                let (Transmit::Write(id) | Transmit::Close(id)) = t;
+                budget = budget.saturating_sub(bytes.len());
+                let Some(c) = conns.get_mut(&id) else { return true };
+                if c.wbuf.is_empty() {
+                    c.wbuf = bytes.into();
+                } else {
+                    c.wbuf.extend_from_slice(&bytes);
+                }
+                if let Transmit::Close(_) = t {
+                    tracing::debug!(conn = id.0, "closing connection");
+                    c.closing = Some(now + LINGER);
+                    return true;
+                }
+                let more = c.wbuf.len() < cap;
+                capped |= !more;
+                more && budget > 0
+            });
+        }
         self.capped = capped;
-        // Out of budget: write what we have, then come back for more.
-        progress |= budget == 0;
+        // Out of budget (not out of room): write what we have, then come back for more.
+        progress |= budget == 0 && !capped;
         let mut start_connect = false;
         if let (Core::Client(s), Source::Client { connecting: None, .. }) =
             (&mut inner.core, &self.source)

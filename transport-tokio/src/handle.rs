@@ -101,8 +101,8 @@ impl Session {
 
     /// Waits for at least one message, then appends up to `limit` waiting messages to `out`, in
     /// order, and returns how many. Returns 0 once the session has ended and every message was
-    /// taken (or if `limit` is 0). Acknowledges the whole batch at once: the way to receive many
-    /// small messages fast. Cancel-safe.
+    /// taken (or if `limit` is 0). Acknowledges the whole batch at once (unless acks are manual):
+    /// the way to receive many small messages fast. Cancel-safe.
     pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
         poll_fn(|cx| self.shared.poll_recv_many(self.key, cx, out, limit)).await
     }

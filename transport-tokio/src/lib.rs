@@ -64,13 +64,13 @@ pub use tether_core::{
 pub enum Error {
     /// The configuration is invalid: fix the named field.
     #[error("invalid configuration: {0}")]
-    Config(ConfigError),
+    Config(#[source] ConfigError),
     /// An I/O error while setting up (binding, the OS random generator).
     #[error("I/O error while setting up: {0}")]
-    Io(std::io::Error),
+    Io(#[source] std::io::Error),
     /// A message was refused (see [`SendError`]); the message is handed back inside.
     #[error("message refused: {0}")]
-    Send(SendError),
+    Send(#[source] SendError),
     /// The session ended (e.g. before its first handshake, or a close that ended as lost).
     #[error("{}", describe_end(.0))]
     Ended(End),

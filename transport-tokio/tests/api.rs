@@ -202,6 +202,7 @@ async fn setup_errors_say_what_went_wrong() {
         let err = Server::bind("127.0.0.1:0", bad.clone()).await.unwrap_err();
         assert!(matches!(err, tether_tokio::Error::Config(_)), "{err:?}");
         assert!(err.to_string().contains("receive_window_messages"), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "the cause is chained");
         let err = connect("127.0.0.1:9", bad).await.unwrap_err();
         assert!(matches!(err, tether_tokio::Error::Config(_)), "{err:?}");
 
