@@ -95,7 +95,7 @@ pub fn ranges(ids: impl IntoIterator<Item = u64>) -> String {
     };
     for id in ids {
         run = match run {
-            Some((a, b)) if id == b + 1 => Some((a, id)),
+            Some((a, b)) if b.checked_add(1) == Some(id) => Some((a, id)),
             Some(r) => {
                 push(&mut out, r);
                 Some((id, id))

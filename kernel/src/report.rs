@@ -159,6 +159,8 @@ pub fn evaluate(o: &Observed<'_>) -> Row {
         done.filter(|_| finished).map(|d| d.ts.saturating_sub(o.start) as f64 / 1e3);
 
     if tether {
+        check_fields(&client, &mut v);
+        check_cross_session_copies(&copies, &lost, &mut v);
         if !finished {
             v.push("the client did not finish".into());
         }
@@ -238,6 +240,36 @@ fn check_lost_lists(
         if missing > 0 {
             v.push(format!("{missing} messages confirmed but never delivered"));
         }
+    }
+}
+
+/// Every id list the client reported parses: a malformed one would make the counts above
+/// vacuous (an unparseable `sent=` would mean nothing was sent, so nothing could be lost).
+fn check_fields(client: &[Line<'_>], v: &mut Vec<String>) {
+    const KEYS: [&str; 5] = ["sent", "unsent", "resend", "unconfirmed", "confirmed"];
+    for l in client {
+        for key in KEYS {
+            if let Some(Err(e)) = kv(l, key).map(parse_ranges) {
+                v.push(format!("malformed {key}= on a {} line: {e}", l.kind));
+            }
+        }
+    }
+}
+
+/// A message processed in two sessions must have been handed back by a `Lost` in between (the
+/// application resent it): a copy in a second session otherwise means a message went out twice.
+fn check_cross_session_copies(
+    copies: &HashMap<u64, Vec<(usize, &str)>>,
+    lost: &[&Line<'_>],
+    v: &mut Vec<String>,
+) {
+    let handed_back: HashSet<u64> = lost.iter().flat_map(|l| ids(l, "unconfirmed")).collect();
+    let unexplained = copies
+        .iter()
+        .filter(|(id, c)| c.iter().collect::<HashSet<_>>().len() > 1 && !handed_back.contains(id))
+        .count();
+    if unexplained > 0 {
+        v.push(format!("{unexplained} messages processed in two sessions without a Lost between"));
     }
 }
 
@@ -334,4 +366,41 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &[&str]) -> Vec<String> {
+        text.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_copy_in_a_second_session_needs_a_lost_that_handed_it_back() {
+        let mut copies: HashMap<u64, Vec<(usize, &str)>> = HashMap::new();
+        copies.insert(1, vec![(0, "s1")]);
+        copies.insert(2, vec![(0, "s1"), (1, "s2")]);
+        let client = raw(&["10 lost s1 unconfirmed=3-4"]);
+        let client = lines(&client);
+        let lost: Vec<&Line<'_>> = client.iter().collect();
+        let mut v = Vec::new();
+        check_cross_session_copies(&copies, &lost, &mut v);
+        assert_eq!(v.len(), 1, "message 2 went out twice without being handed back: {v:?}");
+        let client = raw(&["10 lost s1 unconfirmed=2-4"]);
+        let client = lines(&client);
+        let lost: Vec<&Line<'_>> = client.iter().collect();
+        let mut v = Vec::new();
+        check_cross_session_copies(&copies, &lost, &mut v);
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_malformed_id_list_is_a_violation() {
+        let client = raw(&["10 done finished=true sent=0-x unsent=-", "11 lost s1 unconfirmed=5"]);
+        let mut v = Vec::new();
+        check_fields(&lines(&client), &mut v);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("sent="), "{v:?}");
+    }
 }

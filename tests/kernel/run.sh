@@ -7,7 +7,7 @@
 # packages (iproute2, iptables, iputils-arping) when it can. Without them it prints what is missing
 # and exits 0 (skipped). Every namespace it creates is named tkern<pid>-..., and every one of them
 # (with its veths, bridge, iptables rules and sysctls) is deleted on exit, including on Ctrl-C.
-# Nothing outside those namespaces is touched.
+# Nothing outside those namespaces is touched, except that missing packages are installed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,11 +19,8 @@ skip() {
 PREFIX="tkern$$"
 ORCH=""
 
-cleanup() {
+sweep_namespaces() {
   local ns pid
-  if [[ -n $ORCH ]]; then
-    kill "$ORCH" 2>/dev/null || true
-  fi
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${PREFIX}-" || true); do
     # A namespace lives on while a process is inside it: stop the suite's own role processes.
     for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
@@ -31,6 +28,18 @@ cleanup() {
     done
     ip netns del "$ns" 2>/dev/null || true
   done
+}
+
+cleanup() {
+  if [[ -n $ORCH ]]; then
+    # The orchestrator runs in its own process group: stop it and every `ip`/role process it
+    # started, and wait, so that no `ip netns add` can still create a namespace after the sweep.
+    kill -TERM -- "-$ORCH" 2>/dev/null || true
+    wait "$ORCH" 2>/dev/null || true
+    kill -KILL -- "-$ORCH" 2>/dev/null || true
+  fi
+  sweep_namespaces
+  sweep_namespaces
 }
 
 [[ $(id -u) -eq 0 ]] || skip "needs root (network namespaces, iptables)"
@@ -79,6 +88,6 @@ exe="$target/release/tether-kernel"
 
 # In the background so that a signal to this script runs the trap at once (bash defers traps
 # while a foreground command runs); `wait` passes its exit status on.
-"$exe" run --prefix "$PREFIX" "$@" &
+setsid "$exe" run --prefix "$PREFIX" "$@" &
 ORCH=$!
 wait "$ORCH"
