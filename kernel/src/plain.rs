@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::common::{frame, parse, payload, ranges, MSG_SIZE};
+use crate::common::{frame, parse, payload, MSG_SIZE};
 use crate::emit;
-use crate::roles::{exit_on_stdin_eof, io_kind, listen, pace, Workload};
+use crate::roles::{exit_on_stdin_eof, io_kind, listen, pace, report_done, run_burst, Workload};
 
 /// Serves plain connections on `port`: records every whole frame (`R <conn> <id>`), and how each
 /// connection ended (`bye` after the client's end marker, `abnormal` otherwise).
@@ -100,13 +100,6 @@ pub async fn client(addr: SocketAddr, w: Workload) {
     report_done(finished, &written);
 }
 
-fn report_done(finished: bool, written: &[bool]) {
-    let ids = |want: bool| {
-        written.iter().enumerate().filter(move |(_, &w)| w == want).map(|(i, _)| i as u64)
-    };
-    emit!("done finished={finished} sent={} unsent={}", ranges(ids(true)), ranges(ids(false)));
-}
-
 async fn connect_retrying(addr: SocketAddr) -> TcpStream {
     loop {
         match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
@@ -125,18 +118,7 @@ async fn connect_retrying(addr: SocketAddr) -> TcpStream {
 /// The accept-overflow workload: `count` short connections at once, each connect, write one
 /// message and the end marker, close. A failed step is retried on a new connection.
 pub async fn burst(addr: SocketAddr, w: Workload) {
-    let start = Instant::now();
-    let done = Arc::new(Mutex::new(vec![false; w.count as usize]));
-    let tasks: Vec<_> =
-        (0..w.count).map(|id| tokio::spawn(short_conn(addr, id, done.clone()))).collect();
-    let all = async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    };
-    let finished = tokio::time::timeout_at(start + w.deadline, all).await.is_ok();
-    let written = done.lock().map(|d| d.clone()).unwrap_or_default();
-    report_done(finished, &written);
+    run_burst(w, |id, done| short_conn(addr, id, done)).await;
 }
 
 async fn short_conn(addr: SocketAddr, id: u64, done: Arc<Mutex<Vec<bool>>>) {

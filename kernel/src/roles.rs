@@ -1,16 +1,17 @@
 //! The roles run inside a namespace (`ip netns exec NS tether-kernel <role> ...`): a server or a
 //! client, plain or tether. Each writes timestamped lines on stdout for the orchestrator.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::common::Args;
+use crate::common::{ranges, Args};
 use crate::emit;
 use crate::{plain, tether};
 
@@ -23,6 +24,34 @@ pub struct Workload {
     pub run: Duration,
     /// The client stops and reports at this time after its start, finished or not.
     pub deadline: Duration,
+}
+
+/// The client's last line: whether it finished, which messages it got through and which not.
+pub fn report_done(finished: bool, done: &[bool]) {
+    let ids = |want: bool| {
+        done.iter().enumerate().filter(move |(_, &d)| d == want).map(|(i, _)| i as u64)
+    };
+    emit!("done finished={finished} sent={} unsent={}", ranges(ids(true)), ranges(ids(false)));
+}
+
+/// The accept-overflow workload in either mode: `w.count` short connections at once, each run by
+/// `one(id, done)`, which marks `done[id]` once its message got through; reports at the deadline.
+pub async fn run_burst<F, Fut>(w: Workload, one: F)
+where
+    F: Fn(u64, Arc<Mutex<Vec<bool>>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let done = Arc::new(Mutex::new(vec![false; w.count as usize]));
+    let tasks: Vec<_> = (0..w.count).map(|id| tokio::spawn(one(id, done.clone()))).collect();
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    let finished = tokio::time::timeout_at(start + w.deadline, all).await.is_ok();
+    let done = done.lock().map(|d| d.clone()).unwrap_or_default();
+    report_done(finished, &done);
 }
 
 /// Runs the role named by `args[0]`: `server`, `client` or `burst`, with `--mode plain|tether`.

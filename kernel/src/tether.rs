@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::common::{parse, payload, ranges, tether_config};
 use crate::emit;
-use crate::roles::{exit_on_stdin_eof, listen, pace, Workload};
+use crate::roles::{exit_on_stdin_eof, listen, pace, run_burst, Workload};
 
 /// A TCP listener that accepts nothing during its first `pause` (a busy server whose accept loop
 /// is stalled), so the kernel's accept queue overflows under a burst.
@@ -222,21 +222,7 @@ fn check_lost(k: u64, reason: &str, unconfirmed: &[UnconfirmedMessage], sent: &[
 /// The accept-overflow workload over tether: `count` short sessions at once, each connect, send
 /// one message, `close()`; a message handed back unconfirmed is sent again on a new session.
 pub async fn burst(addr: SocketAddr, w: Workload) {
-    let start = Instant::now();
-    let done = Arc::new(Mutex::new(vec![false; w.count as usize]));
-    let tasks: Vec<_> =
-        (0..w.count).map(|id| tokio::spawn(short_session(addr, id, done.clone()))).collect();
-    let all = async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    };
-    let finished = tokio::time::timeout_at(start + w.deadline, all).await.is_ok();
-    let done = done.lock().map(|d| d.clone()).unwrap_or_default();
-    let ids = |want: bool| {
-        done.iter().enumerate().filter(move |(_, &d)| d == want).map(|(i, _)| i as u64)
-    };
-    emit!("done finished={finished} sent={} unsent={}", ranges(ids(true)), ranges(ids(false)));
+    run_burst(w, |id, done| short_session(addr, id, done)).await;
 }
 
 async fn short_session(addr: SocketAddr, id: u64, done: Arc<Mutex<Vec<bool>>>) {
