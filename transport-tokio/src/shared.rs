@@ -308,6 +308,26 @@ impl Inner {
         self.slots.get_mut(&key)
     }
 
+    /// `Session::send` on `key`. Backpressure is only reported while the driver runs: once it
+    /// has stopped nothing will be confirmed any more, so the message is refused as `Ended`.
+    fn send(&mut self, key: SessionId, now: Instant, p: Bytes) -> Result<u64, SendError> {
+        let result = match self.core.session_mut(key) {
+            Some(s) => s.send(now, p),
+            None => Err(SendError::Ended(p)),
+        };
+        match result {
+            Err(SendError::Backpressure(p)) if self.driver_done => Err(SendError::Ended(p)),
+            other => other,
+        }
+    }
+
+    /// Wakes `cx` when confirmations free room in `key`'s unconfirmed buffer.
+    fn wait_to_send(&mut self, key: SessionId, cx: &Context<'_>) {
+        if let Some(slot) = self.slot(key) {
+            slot.send_wakers.register(cx.waker());
+        }
+    }
+
     /// The end a handle should see: the recorded one, or a loss if the driver is gone.
     fn end_of(&self, key: SessionId) -> Option<End> {
         match self.slots.get(&key) {
@@ -516,26 +536,19 @@ impl Shared {
         };
         let now = self.clock.now();
         let mut inner = self.lock();
-        let result = match inner.core.session_mut(key) {
-            Some(s) => s.send(now, p),
-            None => Err(SendError::Ended(p)),
-        };
-        match result {
+        match inner.send(key, now, p) {
             Ok(seq) => {
                 let kick = inner.kick();
                 drop(inner);
                 kick.wake();
                 Poll::Ready(Ok(seq))
             }
-            Err(SendError::Backpressure(p)) if cx.is_some() && !inner.driver_done => {
+            Err(SendError::Backpressure(p)) if cx.is_some() => {
                 *payload = Some(p);
-                if let (Some(cx), Some(slot)) = (cx, inner.slot(key)) {
-                    slot.send_wakers.register(cx.waker());
+                if let Some(cx) = cx {
+                    inner.wait_to_send(key, cx);
                 }
                 Poll::Pending
-            }
-            Err(SendError::Backpressure(p)) if inner.driver_done => {
-                Poll::Ready(Err(SendError::Ended(p)))
             }
             Err(e) => Poll::Ready(Err(e)),
         }
@@ -557,23 +570,14 @@ impl Shared {
         let mut sent = false;
         let poll = loop {
             let Some(p) = queue.pop_front() else { break Poll::Ready(Ok(())) };
-            let result = match inner.core.session_mut(key) {
-                Some(s) => s.send(now, p),
-                None => Err(SendError::Ended(p)),
-            };
-            match result {
+            match inner.send(key, now, p) {
                 Ok(seq) => {
                     *last = Some(seq);
                     sent = true;
                 }
-                Err(SendError::Backpressure(p)) if inner.driver_done => {
-                    break Poll::Ready(Err(SendError::Ended(p)));
-                }
                 Err(SendError::Backpressure(p)) => {
                     queue.push_front(p);
-                    if let Some(slot) = inner.slot(key) {
-                        slot.send_wakers.register(cx.waker());
-                    }
+                    inner.wait_to_send(key, cx);
                     break Poll::Pending;
                 }
                 Err(e) => break Poll::Ready(Err(e)),
@@ -595,9 +599,7 @@ impl Shared {
                 .session(key)
                 .is_none_or(|s| s.can_send(len) || s.state() == SessionState::Ended);
         if !ready {
-            if let Some(slot) = inner.slot(key) {
-                slot.send_wakers.register(cx.waker());
-            }
+            inner.wait_to_send(key, cx);
         }
         ready
     }
