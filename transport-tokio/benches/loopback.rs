@@ -5,10 +5,11 @@
 //!
 //! Run: `cargo bench -p tether-tokio --bench loopback`. `BENCH_SECS` sets the send time per
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
-//! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only (for
-//! profiling).
+//! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only and
+//! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,11 @@ fn sizes() -> Vec<usize> {
     let default = "64,1024,65536".to_string();
     let list = std::env::var("BENCH_SIZES").unwrap_or(default);
     list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+/// `BENCH_PING=multi` (or `current`) runs the ping-pong on that runtime only.
+fn pings_on(runtime: &str) -> bool {
+    std::env::var("BENCH_PING").map_or(true, |only| only == runtime)
 }
 
 fn round_trips() -> usize {
@@ -239,6 +245,13 @@ async fn tether_ping_pong() -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
+/// Runs `test` as a spawned task, as ANCHORS' method has it ("client and server are separate
+/// tokio tasks"): a future run by `block_on` itself sits on the calling thread, outside the
+/// runtime's workers, and is woken by other tasks through an extra poll of the I/O driver.
+async fn as_task<T: Send + 'static>(test: impl Future<Output = T> + Send + 'static) -> T {
+    tokio::spawn(test).await.unwrap()
+}
+
 async fn throughput_table() {
     println!(
         "## Throughput (client → server, {:.1} s of sending per test)\n",
@@ -247,9 +260,12 @@ async fn throughput_table() {
     println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | batched msgs/s | batched / raw |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for size in sizes() {
-        let raw = if runs("raw") { raw_throughput(size).await } else { 0.0 };
+        let raw = if runs("raw") { as_task(raw_throughput(size)).await } else { 0.0 };
         let (one, many) = if runs("tether") {
-            (tether_throughput(size, false).await, tether_throughput(size, true).await)
+            (
+                as_task(tether_throughput(size, false)).await,
+                as_task(tether_throughput(size, true)).await,
+            )
         } else {
             (0.0, 0.0)
         };
@@ -279,10 +295,10 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
     let (mut raw, mut tether) = (Vec::new(), Vec::new());
     for _ in 0..PING_ROUNDS {
         if runs("raw") {
-            raw.push(rt.block_on(raw_ping_pong()));
+            raw.push(rt.block_on(as_task(raw_ping_pong())));
         }
         if runs("tether") {
-            tether.push(rt.block_on(tether_ping_pong()));
+            tether.push(rt.block_on(as_task(tether_ping_pong())));
         }
     }
     let summary = |rounds: &[(f64, f64)]| {
@@ -307,7 +323,11 @@ fn main() {
     );
     println!("| transport | runtime | median µs | p99 µs | median ratio | round medians µs |");
     println!("|---|---|---:|---:|---:|---|");
-    ping_pong_rows(&multi, "multi-thread (2 workers)");
-    let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    ping_pong_rows(&single, "current-thread");
+    if pings_on("multi") {
+        ping_pong_rows(&multi, "multi-thread (2 workers)");
+    }
+    if pings_on("current") {
+        let single = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        ping_pong_rows(&single, "current-thread");
+    }
 }
