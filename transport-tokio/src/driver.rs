@@ -17,8 +17,8 @@ use tether_core::{ConnId, Instant, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
-use crate::shared::{Core, Shared};
-use crate::sync::Arc;
+use crate::shared::{Core, Inner, Shared};
+use crate::sync::{Arc, MutexGuard};
 
 /// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -37,6 +37,8 @@ const READS_PER_PASS: usize = 8;
 const CLIENT_WRITE_CAP: usize = 1024 * 1024;
 /// How long a closed connection may take to flush its last bytes and see the peer's EOF.
 const LINGER: StdDuration = StdDuration::from_secs(2);
+/// Connections accepted per pass.
+const ACCEPTS_PER_PASS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_PAUSE: StdDuration = StdDuration::from_millis(50);
 /// Bytes fed to the core per lock hold (see `Driver::feed`).
@@ -102,6 +104,10 @@ pub(crate) struct Driver {
     next_conn: u64,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
+    /// The core's next deadline, read at the end of the last pass.
+    core_deadline: Option<Instant>,
+    /// `sleep` was polled since its last reset, so it will wake this task.
+    sleep_registered: bool,
     scratch: BytesMut,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
@@ -119,6 +125,8 @@ impl Driver {
             next_conn: 0,
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
+            core_deadline: None,
+            sleep_registered: false,
             scratch: BytesMut::new(),
             io: Vec::new(),
             wake: Vec::new(),
@@ -135,9 +143,10 @@ impl Driver {
         id
     }
 
-    /// Accepts (server) or completes a connect (client). True if anything happened.
+    /// Accepts (server) or completes a connect (client). True if more connections may be
+    /// waiting (the accept limit of one pass was reached).
     fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let mut progress = false;
+        let mut more = false;
         match &mut self.source {
             Source::Server { accept, paused_until } => {
                 if paused_until.is_some_and(|t| t > now) {
@@ -145,7 +154,7 @@ impl Driver {
                 }
                 *paused_until = None;
                 let mut accepted = Vec::new();
-                for _ in 0..64 {
+                for _ in 0..ACCEPTS_PER_PASS {
                     match accept(cx) {
                         Poll::Ready(Ok(stream)) => accepted.push(stream),
                         Poll::Ready(Err(e)) => {
@@ -156,17 +165,16 @@ impl Driver {
                         Poll::Pending => break,
                     }
                 }
+                more = accepted.len() == ACCEPTS_PER_PASS;
                 for stream in accepted {
                     let id = self.new_conn(stream);
                     tracing::debug!(conn = id.0, "connection accepted");
-                    progress = true;
                 }
             }
             Source::Client { connecting, .. } => {
                 if let Some(fut) = connecting {
                     if let Poll::Ready(result) = fut.as_mut().poll(cx) {
                         *connecting = None;
-                        progress = true;
                         match result {
                             Ok(stream) => {
                                 let id = self.new_conn(stream);
@@ -181,22 +189,23 @@ impl Driver {
                 }
             }
         }
-        progress
+        more
     }
 
-    /// Reads what every connection has. True if anything was read or a connection ended.
+    /// Reads what every connection has. True if a connection may have more (it used up its
+    /// reads for this pass); otherwise every connection's read is registered with the runtime.
     fn poll_reads(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
+        let mut more = false;
         let mut gone = Vec::new();
         for (&id, c) in self.conns.iter_mut() {
-            for _ in 0..READS_PER_PASS {
+            for attempt in 1..=READS_PER_PASS {
                 if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK / 4 {
                     c.rbuf.reserve(READ_CHUNK);
                 }
                 let read = pin!(c.stream.read_buf(&mut c.rbuf)).poll(cx);
                 match read {
                     Poll::Ready(Ok(n)) if n > 0 => {
-                        progress = true;
+                        more |= attempt == READS_PER_PASS;
                         let bytes = c.rbuf.split().freeze();
                         if c.closing.is_none() {
                             self.io.push(IoEvent::Input(id, bytes));
@@ -208,7 +217,6 @@ impl Driver {
                         } else {
                             tracing::debug!(conn = id.0, "end of stream");
                         }
-                        progress = true;
                         gone.push(id);
                         break;
                     }
@@ -219,7 +227,7 @@ impl Driver {
         for id in gone {
             self.drop_conn(id);
         }
-        progress
+        more
     }
 
     /// Forgets a connection (closing its socket); the core is told unless it closed it itself.
@@ -231,7 +239,8 @@ impl Driver {
         }
     }
 
-    /// Writes, flushes and shuts down. True if anything changed.
+    /// Writes, flushes and shuts down. True if the next pass has work: a connection was shut
+    /// down or dropped, or a full write buffer drained below the cap.
     fn poll_writes(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut progress = false;
         let mut gone = Vec::new();
@@ -284,49 +293,20 @@ impl Driver {
         progress
     }
 
-    /// Feeds what was read to the core, one slice of at most `FEED_SLICE` bytes per lock hold, and
-    /// hands each slice's messages to the application at once: the application takes and acks
-    /// the first messages of a large read while the driver decodes the rest, instead of waiting
-    /// for the whole read (which can hold more than the peer's send window).
-    fn feed(&mut self, cx: &mut Context<'_>, now: Instant) {
-        let shared = self.shared.clone();
-        let mut inner = shared.lock();
-        inner.begin_pass(cx.waker());
-        for event in self.io.drain(..) {
-            match event {
-                IoEvent::Connected(id) => inner.core.handle_connected(now, id),
-                IoEvent::ConnectFailed => {
-                    if let Core::Client(s) = &mut inner.core {
-                        s.handle_connect_failed(now);
-                    }
-                }
-                IoEvent::Input(id, mut bytes) => {
-                    while bytes.len() > FEED_SLICE {
-                        inner.core.handle_input(now, id, bytes.split_to(FEED_SLICE));
-                        inner.drain_events(now, &mut self.wake);
-                        if !self.wake.is_empty() {
-                            drop(inner);
-                            self.wake.drain(..).for_each(Waker::wake);
-                            inner = shared.lock();
-                        }
-                    }
-                    inner.core.handle_input(now, id, bytes);
-                }
-                IoEvent::Lost(id) => inner.core.handle_disconnected(now, id),
-            }
-        }
-    }
-
     /// One pass: I/O in, the core, I/O out, the timer.
     fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
         let now = self.shared.clock.now();
-        let mut progress = self.poll_sources(cx, now);
-        progress |= self.poll_reads(cx);
-        self.feed(cx, now);
+        let mut again = self.poll_sources(cx, now);
+        again |= self.poll_reads(cx);
 
-        let shared = self.shared.clone();
+        // One lock hold for the whole pass (feeding a large read releases it between slices).
+        let shared = &*self.shared;
         let mut inner = shared.lock();
-        let timed_out = inner.core.poll_timeout().is_some_and(|t| t <= now);
+        inner.begin_pass(cx.waker());
+        inner = feed(shared, inner, &mut self.io, &mut self.wake, now);
+        // The core's deadline as of the end of the last pass: what handles did since can only
+        // arm later deadlines (or ones this pass's end arms the timer for).
+        let timed_out = self.core_deadline.is_some_and(|t| t <= now);
         if timed_out {
             inner.core.handle_timeout(now);
         }
@@ -342,11 +322,18 @@ impl Driver {
             inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
                 let (Transmit::Write(id) | Transmit::Close(id)) = t;
                 budget = budget.saturating_sub(bytes.len());
-                let Some(c) = conns.get_mut(&id) else { return true };
+                let Some(c) = conns.get_mut(&id) else {
+                    bytes.clear();
+                    return true;
+                };
                 if c.wbuf.is_empty() {
-                    c.wbuf = bytes.into();
+                    // No copy: the encoded frames become the write buffer, and the old (empty)
+                    // write buffer's memory is reused for the next transmit.
+                    std::mem::swap(&mut c.wbuf, bytes);
+                    bytes.clear();
                 } else {
-                    c.wbuf.extend_from_slice(&bytes);
+                    c.wbuf.extend_from_slice(bytes);
+                    bytes.clear();
                 }
                 if let Transmit::Close(_) = t {
                     tracing::debug!(conn = id.0, "closing connection");
@@ -360,7 +347,7 @@ impl Driver {
         }
         self.capped = capped;
         // Out of budget (not out of room): write what we have, then come back for more.
-        progress |= budget == 0 && !capped;
+        again |= budget == 0 && !capped;
         let mut start_connect = false;
         if let (Core::Client(s), Source::Client { connecting: None, .. }) =
             (&mut inner.core, &self.source)
@@ -373,6 +360,7 @@ impl Driver {
             Source::Server { .. } => inner.server_finished(),
         };
         let deadline = inner.core.poll_timeout();
+        self.core_deadline = deadline;
         drop(inner);
         for w in self.wake.drain(..) {
             w.wake();
@@ -388,11 +376,11 @@ impl Driver {
                         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
                     }
                 }));
-                progress = true;
+                again = true;
             }
         }
-        progress |= self.poll_writes(cx, now);
-        progress |= !self.io.is_empty();
+        again |= self.poll_writes(cx, now);
+        again |= !self.io.is_empty();
 
         if finished {
             self.finished = true;
@@ -411,29 +399,76 @@ impl Driver {
             next = earliest(next, *paused_until);
         }
         if let Some(t) = next {
-            if t <= now && timed_out && !progress {
+            if t <= now && timed_out && !again {
                 // The core asked to be woken in the past right after handle_timeout: do not spin.
                 next = Some(now + StdDuration::from_millis(1));
             }
         }
-        if next != self.sleep_at {
+        // The timer is only ever moved earlier. Most passes move the core's deadline later (every
+        // write pushes the heartbeat back), and re-arming a runtime timer costs a lock and a wheel
+        // update; a timer left early just wakes the driver once, and that pass arms the next one.
+        if next.is_some_and(|t| self.sleep_at.is_none_or(|armed| t < armed)) {
             self.sleep_at = next;
-            let at = next.map_or_else(
-                || std::time::Instant::now() + StdDuration::from_secs(86_400),
-                |t| self.shared.clock.to_std(t),
-            );
-            self.sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            if let Some(t) = next {
+                let at = tokio::time::Instant::from_std(self.shared.clock.to_std(t));
+                self.sleep.as_mut().reset(at);
+            }
+            self.sleep_registered = false;
         }
-        if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
-            self.sleep_at = None;
-            progress = true;
+        // A registered timer wakes this task when it fires; polling it again before then would
+        // only re-register the same waker (the driver is always polled by the one task it was
+        // spawned as).
+        if self.sleep_at.is_some() && (!self.sleep_registered || self.sleep.is_elapsed()) {
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                self.sleep_at = None;
+                again = true;
+            } else {
+                self.sleep_registered = true;
+            }
         }
-        if progress {
+        if again {
             Pass::Again
         } else {
             Pass::Idle
         }
     }
+}
+
+/// Feeds what was read to the core, one slice of at most `FEED_SLICE` bytes at a time, and hands
+/// each slice's messages to the application at once (releasing the lock to wake it): the
+/// application takes and acks the first messages of a large read while the driver decodes the
+/// rest, instead of waiting for the whole read (which can hold more than the peer's send window).
+fn feed<'a>(
+    shared: &'a Shared,
+    mut inner: MutexGuard<'a, Inner>,
+    io: &mut Vec<IoEvent>,
+    wake: &mut Vec<Waker>,
+    now: Instant,
+) -> MutexGuard<'a, Inner> {
+    for event in io.drain(..) {
+        match event {
+            IoEvent::Connected(id) => inner.core.handle_connected(now, id),
+            IoEvent::ConnectFailed => {
+                if let Core::Client(s) = &mut inner.core {
+                    s.handle_connect_failed(now);
+                }
+            }
+            IoEvent::Input(id, mut bytes) => {
+                while bytes.len() > FEED_SLICE {
+                    inner.core.handle_input(now, id, bytes.split_to(FEED_SLICE));
+                    inner.drain_events(now, wake);
+                    if !wake.is_empty() {
+                        drop(inner);
+                        wake.drain(..).for_each(Waker::wake);
+                        inner = shared.lock();
+                    }
+                }
+                inner.core.handle_input(now, id, bytes);
+            }
+            IoEvent::Lost(id) => inner.core.handle_disconnected(now, id),
+        }
+    }
+    inner
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

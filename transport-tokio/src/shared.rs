@@ -350,16 +350,18 @@ impl Inner {
         self.kicked = false;
     }
 
-    /// Drains the core's transmits into `out` while it returns true (false: the adapter's write
-    /// buffers are full; the core keeps the rest until the next pass).
+    /// Drains the core's transmits while `out` returns true (false: the adapter's write buffers
+    /// are full; the core keeps the rest until the next pass). Each transmit's bytes are all of
+    /// `buf`, which `out` must take (e.g. by swapping it with an empty write buffer) or clear.
     pub(crate) fn drain_transmits(
         &mut self,
         now: Instant,
-        scratch: &mut BytesMut,
-        mut out: impl FnMut(Transmit, Bytes) -> bool,
+        buf: &mut BytesMut,
+        mut out: impl FnMut(Transmit, &mut BytesMut) -> bool,
     ) {
-        while let Some(t) = self.core.poll_transmit(now, scratch) {
-            if !out(t, scratch.split().freeze()) {
+        debug_assert!(buf.is_empty());
+        while let Some(t) = self.core.poll_transmit(now, buf) {
+            if !out(t, buf) {
                 break;
             }
         }

@@ -68,7 +68,7 @@ fn driver_pass(shared: &Shared, input: Option<Bytes>) -> Vec<(Transmit, Bytes)> 
         inner.core.handle_input(now, CONN, bytes);
     }
     inner.drain_transmits(now, &mut scratch, |t, b| {
-        out.push((t, b));
+        out.push((t, b.split().freeze()));
         true
     });
     inner.drain_events(now, &mut wake);
