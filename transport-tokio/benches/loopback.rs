@@ -106,6 +106,9 @@ fn config() -> Config {
     Config::default()
 }
 
+/// Payload memory is carved from chunks of this size (see `tether_throughput`).
+const POOL_CHUNK: usize = 32 * 1024;
+
 /// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
 const BATCH: usize = 256;
 
@@ -150,7 +153,10 @@ async fn tether_throughput(size: usize, batched: bool) -> f64 {
     let mut seq = 0u64;
     loop {
         if pool.capacity() < size {
-            pool.reserve(BUF.max(size));
+            // Chunks below glibc's 128 KiB mmap threshold: larger ones were mapped and unmapped
+            // again as payloads were confirmed, and the page faults on fresh pages were half of
+            // all faults in the 64 KiB run (perf record -e page-faults).
+            pool.reserve(POOL_CHUNK.max(size));
         }
         pool.put_u64(seq);
         pool.put_slice(&pad);
@@ -252,23 +258,33 @@ async fn as_task<T: Send + 'static>(test: impl Future<Output = T> + Send + 'stat
     tokio::spawn(test).await.unwrap()
 }
 
+/// Throughput rounds: raw, tether and tether batched alternate, and the table shows each one's
+/// median round (loopback throughput on this 2-vCPU VM moved by up to 2x between single runs).
+fn throughput_rounds() -> usize {
+    std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
+}
+
 async fn throughput_table() {
     println!(
-        "## Throughput (client → server, {:.1} s of sending per test)\n",
-        secs().as_secs_f64()
+        "## Throughput (client → server, {:.1} s of sending per test, median of {} rounds)\n",
+        secs().as_secs_f64(),
+        throughput_rounds()
     );
     println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | batched msgs/s | batched / raw |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for size in sizes() {
-        let raw = if runs("raw") { as_task(raw_throughput(size)).await } else { 0.0 };
-        let (one, many) = if runs("tether") {
-            (
-                as_task(tether_throughput(size, false)).await,
-                as_task(tether_throughput(size, true)).await,
-            )
-        } else {
-            (0.0, 0.0)
-        };
+        let (mut raw, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..throughput_rounds() {
+            if runs("raw") {
+                raw.push(as_task(raw_throughput(size)).await);
+            }
+            if runs("tether") {
+                one.push(as_task(tether_throughput(size, false)).await);
+                many.push(as_task(tether_throughput(size, true)).await);
+            }
+        }
+        let median = |xs: Vec<f64>| if xs.is_empty() { 0.0 } else { middle(xs) };
+        let (raw, one, many) = (median(raw), median(one), median(many));
         let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
         println!(
             "| {label} | {raw:.0} | {one:.0} | {:.2}x | {many:.0} | {:.2}x |",

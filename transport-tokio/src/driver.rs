@@ -17,8 +17,9 @@ use tether_core::{ConnId, Instant, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
+use crate::read_buf::ReadBuf;
 use crate::shared::{Core, Inner, Shared};
-use crate::sync::{Arc, MutexGuard};
+use crate::sync::Arc;
 
 /// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -29,8 +30,6 @@ pub(crate) type BoxConnect = Pin<Box<dyn Future<Output = io::Result<BoxStream>> 
 pub(crate) type ConnectFn = Box<dyn FnMut() -> BoxConnect + Send>;
 pub(crate) type AcceptFn = Box<dyn FnMut(&mut Context<'_>) -> Poll<io::Result<BoxStream>> + Send>;
 
-/// Bytes asked of one read.
-const READ_CHUNK: usize = 256 * 1024;
 /// Reads per connection per pass, so one busy connection cannot starve the others.
 const READS_PER_PASS: usize = 8;
 /// A client stops pulling frames from the core while this much waits to be written.
@@ -41,8 +40,6 @@ const LINGER: StdDuration = StdDuration::from_secs(2);
 const ACCEPTS_PER_PASS: usize = 64;
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_PAUSE: StdDuration = StdDuration::from_millis(50);
-/// Bytes fed to the core per lock hold (see `Driver::feed`).
-const FEED_SLICE: usize = 16 * 1024;
 /// Frames pulled from the core per pass before they are written: writing starts while the core
 /// still has more, and handles are not locked out for a whole send window's worth of encoding.
 const PASS_TRANSMIT_BYTES: usize = 64 * 1024;
@@ -52,7 +49,6 @@ const PASSES_PER_POLL: usize = 32;
 /// One transport connection.
 struct ConnIo {
     stream: BoxStream,
-    rbuf: BytesMut,
     wbuf: BytesMut,
     /// Written since the last flush.
     unflushed: bool,
@@ -63,14 +59,7 @@ struct ConnIo {
 
 impl ConnIo {
     fn new(stream: BoxStream) -> ConnIo {
-        ConnIo {
-            stream,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
-            unflushed: false,
-            closing: None,
-            shut_down: false,
-        }
+        ConnIo { stream, wbuf: BytesMut::new(), unflushed: false, closing: None, shut_down: false }
     }
 }
 
@@ -101,6 +90,8 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     source: Source,
     conns: BTreeMap<ConnId, ConnIo>,
+    /// Where every connection's reads go.
+    rbuf: ReadBuf,
     next_conn: u64,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
@@ -122,6 +113,7 @@ impl Driver {
             shared,
             source,
             conns: BTreeMap::new(),
+            rbuf: ReadBuf::default(),
             next_conn: 0,
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
@@ -197,16 +189,14 @@ impl Driver {
     fn poll_reads(&mut self, cx: &mut Context<'_>) -> bool {
         let mut more = false;
         let mut gone = Vec::new();
+        let rbuf = &mut self.rbuf;
         for (&id, c) in self.conns.iter_mut() {
             for attempt in 1..=READS_PER_PASS {
-                if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK / 4 {
-                    c.rbuf.reserve(READ_CHUNK);
-                }
-                let read = pin!(c.stream.read_buf(&mut c.rbuf)).poll(cx);
+                let read = pin!(c.stream.read_buf(rbuf.room())).poll(cx);
                 match read {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         more |= attempt == READS_PER_PASS;
-                        let bytes = c.rbuf.split().freeze();
+                        let bytes = rbuf.take();
                         if c.closing.is_none() {
                             self.io.push(IoEvent::Input(id, bytes));
                         }
@@ -299,11 +289,9 @@ impl Driver {
         let mut again = self.poll_sources(cx, now);
         again |= self.poll_reads(cx);
 
-        // One lock hold for the whole pass (feeding a large read releases it between slices).
-        let shared = &*self.shared;
-        let mut inner = shared.lock();
+        let mut inner = self.shared.lock();
         inner.begin_pass(cx.waker());
-        inner = feed(shared, inner, &mut self.io, &mut self.wake, now);
+        feed(&mut inner, &mut self.io, now);
         // The core's deadline as of the end of the last pass: what handles did since can only
         // arm later deadlines (or ones this pass's end arms the timer for).
         let timed_out = self.core_deadline.is_some_and(|t| t <= now);
@@ -434,17 +422,10 @@ impl Driver {
     }
 }
 
-/// Feeds what was read to the core, one slice of at most `FEED_SLICE` bytes at a time, and hands
-/// each slice's messages to the application at once (releasing the lock to wake it): the
-/// application takes and acks the first messages of a large read while the driver decodes the
-/// rest, instead of waiting for the whole read (which can hold more than the peer's send window).
-fn feed<'a>(
-    shared: &'a Shared,
-    mut inner: MutexGuard<'a, Inner>,
-    io: &mut Vec<IoEvent>,
-    wake: &mut Vec<Waker>,
-    now: Instant,
-) -> MutexGuard<'a, Inner> {
+/// Feeds what happened on the I/O side to the core. A read is fed whole: cutting it into
+/// slices (to hand the first messages to the application sooner) cut large frames, which the
+/// core then has to copy back together, and measured slower at every message size.
+fn feed(inner: &mut Inner, io: &mut Vec<IoEvent>, now: Instant) {
     for event in io.drain(..) {
         match event {
             IoEvent::Connected(id) => inner.core.handle_connected(now, id),
@@ -453,22 +434,10 @@ fn feed<'a>(
                     s.handle_connect_failed(now);
                 }
             }
-            IoEvent::Input(id, mut bytes) => {
-                while bytes.len() > FEED_SLICE {
-                    inner.core.handle_input(now, id, bytes.split_to(FEED_SLICE));
-                    inner.drain_events(now, wake);
-                    if !wake.is_empty() {
-                        drop(inner);
-                        wake.drain(..).for_each(Waker::wake);
-                        inner = shared.lock();
-                    }
-                }
-                inner.core.handle_input(now, id, bytes);
-            }
+            IoEvent::Input(id, bytes) => inner.core.handle_input(now, id, bytes),
             IoEvent::Lost(id) => inner.core.handle_disconnected(now, id),
         }
     }
-    inner
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -42,6 +42,7 @@ mod client;
 mod driver;
 mod handle;
 pub mod proxy;
+mod read_buf;
 mod server;
 mod shared;
 mod socket;
