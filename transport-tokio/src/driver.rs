@@ -290,6 +290,7 @@ impl Driver {
         again |= self.poll_reads(cx);
 
         let mut inner = self.shared.lock();
+        let now = inner.advance(now);
         inner.begin_pass(cx.waker());
         feed(&mut inner, &mut self.io, now);
         // The core's deadline as of the end of the last pass: what handles did since can only

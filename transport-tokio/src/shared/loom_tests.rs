@@ -58,11 +58,11 @@ fn fixture() -> (Arc<Shared>, Bytes) {
 
 /// One driver pass without I/O: feed `input`, drain transmits and events, wake.
 fn driver_pass(shared: &Shared, input: Option<Bytes>) -> Vec<(Transmit, Bytes)> {
-    let now = shared.clock.now();
     let mut wake = Vec::new();
     let mut out = Vec::new();
     let mut scratch = BytesMut::new();
     let mut inner = shared.lock();
+    let now = inner.advance(shared.clock.now());
     inner.begin_pass(Waker::noop());
     if let Some(bytes) = input {
         inner.core.handle_input(now, CONN, bytes);
