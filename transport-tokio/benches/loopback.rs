@@ -106,8 +106,42 @@ fn config() -> Config {
     Config::default()
 }
 
-/// Payload memory is carved from chunks of this size (see `tether_throughput`).
-const POOL_CHUNK: usize = 32 * 1024;
+/// Payload memory for the tether sender, kept as a high-throughput application would keep it:
+/// payloads are cut from chunks, and a chunk is reused once every payload cut from it was
+/// confirmed and dropped. (Allocating fresh chunks instead, glibc returned the freed ones to the
+/// kernel and page-faulted them in again: a third of the 64 KiB run's time. The raw TCP sender
+/// reuses one buffer, so neither side pays for the allocator.)
+#[derive(Default)]
+struct PayloadPool {
+    current: BytesMut,
+    /// Oldest first.
+    retired: VecDeque<BytesMut>,
+}
+
+/// Size of each `PayloadPool` chunk (or one payload, if larger).
+const POOL_CHUNK: usize = 256 * 1024;
+/// Chunks kept for reuse: more than a full unconfirmed buffer (8 MiB) of them.
+const POOL_RETIRED: usize = 64;
+
+impl PayloadPool {
+    /// A payload of `8 + pad.len()` bytes starting with `seq`.
+    fn payload(&mut self, seq: u64, pad: &[u8]) -> Bytes {
+        let size = 8 + pad.len();
+        if self.current.capacity() < size {
+            let chunk = POOL_CHUNK.max(size);
+            let free = self.retired.iter_mut().position(|b| b.try_reclaim(chunk));
+            let next = free.and_then(|i| self.retired.remove(i));
+            let next = next.unwrap_or_else(|| BytesMut::with_capacity(chunk));
+            self.retired.push_back(std::mem::replace(&mut self.current, next));
+            if self.retired.len() > POOL_RETIRED {
+                self.retired.pop_front();
+            }
+        }
+        self.current.put_u64(seq);
+        self.current.put_slice(pad);
+        self.current.split().freeze()
+    }
+}
 
 /// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
 const BATCH: usize = 256;
@@ -145,22 +179,14 @@ async fn tether_throughput(size: usize, batched: bool) -> f64 {
         }
     });
     let pad = vec![0u8; size - 8];
-    let mut pool = BytesMut::new();
+    let mut pool = PayloadPool::default();
     let mut queue = VecDeque::with_capacity(BATCH);
     let check_every = ((16384 / size).max(1) as u64).next_multiple_of(BATCH as u64);
     let start = Instant::now();
     let deadline = start + secs();
     let mut seq = 0u64;
     loop {
-        if pool.capacity() < size {
-            // Chunks below glibc's 128 KiB mmap threshold: larger ones were mapped and unmapped
-            // again as payloads were confirmed, and the page faults on fresh pages were half of
-            // all faults in the 64 KiB run (perf record -e page-faults).
-            pool.reserve(POOL_CHUNK.max(size));
-        }
-        pool.put_u64(seq);
-        pool.put_slice(&pad);
-        let payload = pool.split().freeze();
+        let payload = pool.payload(seq, &pad);
         seq += 1;
         if batched {
             queue.push_back(payload);

@@ -109,11 +109,12 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
+        let receive_window = shared.lock().core.config().receive_window_bytes;
         Driver {
             shared,
             source,
             conns: BTreeMap::new(),
-            rbuf: ReadBuf::default(),
+            rbuf: ReadBuf::new(receive_window),
             next_conn: 0,
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
@@ -298,6 +299,7 @@ impl Driver {
         let timed_out = self.core_deadline.is_some_and(|t| t <= now);
         if timed_out {
             inner.core.handle_timeout(now);
+            self.rbuf.trim();
         }
         let cap = match self.source {
             Source::Client { .. } => CLIENT_WRITE_CAP,
@@ -350,6 +352,7 @@ impl Driver {
         };
         let deadline = inner.core.poll_timeout();
         self.core_deadline = deadline;
+        inner.end_pass(deadline);
         drop(inner);
         for w in self.wake.drain(..) {
             w.wake();

@@ -112,6 +112,13 @@ impl Core {
         }
     }
 
+    pub(crate) fn config(&self) -> &tether_core::Config {
+        match self {
+            Core::Client(s) => s.config(),
+            Core::Server(e) => e.config(),
+        }
+    }
+
     pub(crate) fn handle_connected(&mut self, now: Instant, conn: tether_core::ConnId) {
         match self {
             Core::Client(s) => s.handle_connected(now, conn),
@@ -250,6 +257,10 @@ pub(crate) struct Inner {
     kicked: bool,
     /// The latest time given to the core (see [`Inner::advance`]).
     now: Instant,
+    /// The core deadline as of the driver's last pass: its timer wakes it by then.
+    armed: Option<Instant>,
+    /// Messages taken from inboxes since a take last woke the driver.
+    taken_since_kick: u64,
     /// The driver has stopped (finished, or its runtime dropped it).
     driver_done: bool,
     /// Messages the application took from inboxes since the driver last looked (for tests).
@@ -336,6 +347,29 @@ impl Inner {
         }
     }
 
+    /// Acknowledges the messages up to `seq` that the application just took (`n` of them) from
+    /// `key`'s inbox, unless acks are manual, and says whether the driver must run for it: when
+    /// the ack arms a core deadline earlier than the one the driver's timer waits for (the first
+    /// ack after one went out arms `ack_delay`), or at least every `ack_every` messages taken
+    /// (the core sends an ack at once then). Otherwise the driver's next pass or its timer sends
+    /// the ack: waking it for every message taken cost a driver pass per message.
+    fn ack_taken(&mut self, key: SessionId, seq: u64, n: usize) -> Kick {
+        if self.manual_ack {
+            return Kick(None);
+        }
+        let Some(s) = self.core.session_mut(key) else { return Kick(None) };
+        // Cannot fail: the messages were delivered by the core.
+        let _ = s.ack(seq);
+        let earlier = s.poll_timeout().is_some_and(|t| self.armed.is_none_or(|armed| t < armed));
+        self.taken_since_kick = self.taken_since_kick.saturating_add(n as u64);
+        if earlier || self.taken_since_kick >= u64::from(s.config().ack_every) {
+            self.taken_since_kick = 0;
+            self.kick()
+        } else {
+            Kick(None)
+        }
+    }
+
     /// Wakes `cx` when confirmations free room in `key`'s unconfirmed buffer.
     fn wait_to_send(&mut self, key: SessionId, cx: &Context<'_>) {
         if let Some(slot) = self.slot(key) {
@@ -363,6 +397,11 @@ impl Inner {
             self.driver_waker = Some(waker.clone());
         }
         self.kicked = false;
+    }
+
+    /// End of a driver pass: its timer wakes it by `deadline` (the core's) at the latest.
+    pub(crate) fn end_pass(&mut self, deadline: Option<Instant>) {
+        self.armed = deadline;
     }
 
     /// Drains the core's transmits while `out` returns true (false: the adapter's write buffers
@@ -514,6 +553,8 @@ impl Shared {
                 driver_waker: None,
                 kicked: false,
                 now: clock.now(),
+                armed: None,
+                taken_since_kick: 0,
                 driver_done: false,
                 taken: 0,
             }),
@@ -628,22 +669,13 @@ impl Shared {
         cx: Option<&mut Context<'_>>,
     ) -> Poll<Option<Message>> {
         let mut inner = self.lock();
-        let manual = inner.manual_ack;
         let driver_done = inner.driver_done;
         let Some(slot) = inner.slots.get_mut(&key) else {
             return Poll::Ready(None);
         };
         if let Some((seq, payload)) = slot.inbox.pop_front() {
             inner.taken += 1;
-            let kick = if manual {
-                Kick(None)
-            } else {
-                if let Some(s) = inner.core.session_mut(key) {
-                    // Cannot fail: the message was delivered by the core.
-                    let _ = s.ack(seq);
-                }
-                inner.kick()
-            };
+            let kick = inner.ack_taken(key, seq, 1);
             drop(inner);
             kick.wake();
             return Poll::Ready(Some(Message { seq, payload }));
@@ -668,7 +700,6 @@ impl Shared {
         limit: usize,
     ) -> Poll<usize> {
         let mut inner = self.lock();
-        let manual = inner.manual_ack;
         let driver_done = inner.driver_done;
         let Some(slot) = inner.slots.get_mut(&key) else {
             return Poll::Ready(0);
@@ -683,15 +714,8 @@ impl Shared {
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
         inner.taken += n as u64;
-        let kick = if manual {
-            Kick(None)
-        } else {
-            if let (Some(s), Some(last)) = (inner.core.session_mut(key), out.last()) {
-                // Cannot fail: the messages were delivered by the core.
-                let _ = s.ack(last.seq);
-            }
-            inner.kick()
-        };
+        let last = out.last().map_or(0, |m| m.seq);
+        let kick = inner.ack_taken(key, last, n);
         drop(inner);
         kick.wake();
         Poll::Ready(n)
