@@ -97,8 +97,6 @@ pub(crate) struct Driver {
     sleep_at: Option<Instant>,
     /// The core's next deadline, read at the end of the last pass.
     core_deadline: Option<Instant>,
-    /// `sleep` was polled since its last reset, so it will wake this task.
-    sleep_registered: bool,
     scratch: BytesMut,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
@@ -119,7 +117,6 @@ impl Driver {
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
             core_deadline: None,
-            sleep_registered: false,
             scratch: BytesMut::new(),
             io: Vec::new(),
             wake: Vec::new(),
@@ -305,11 +302,14 @@ impl Driver {
             Source::Client { .. } => CLIENT_WRITE_CAP,
             Source::Server { .. } => usize::MAX,
         };
-        // A client whose write buffer is already full pulls nothing until it drains.
-        let mut capped = self.conns.values().any(|c| c.wbuf.len() >= cap);
+        // A client whose write buffer is already full pulls nothing until it drains, except in a
+        // pass that handled a timeout: that may have retired the connection, and the core hands
+        // out a retired connection's Close before anything else (and reconnects only after it).
+        // What comes with it is bounded by the unconfirmed buffer, like everything the core emits.
+        let mut capped = self.conns.values().any(|c| c.closing.is_none() && c.wbuf.len() >= cap);
         let conns = &mut self.conns;
         let mut budget = PASS_TRANSMIT_BYTES;
-        if !capped {
+        if !capped || timed_out {
             inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
                 let (Transmit::Write(id) | Transmit::Close(id)) = t;
                 budget = budget.saturating_sub(bytes.len());
@@ -345,7 +345,9 @@ impl Driver {
         {
             start_connect = s.poll_connect(now);
         }
-        inner.drain_events(now, &mut self.wake);
+        // Dispatching an event can act on the core (abort a session nobody can accept, ack a
+        // message nobody will take): its output goes out in the next pass.
+        again |= inner.drain_events(now, &mut self.wake);
         let finished = match self.source {
             Source::Client { .. } => inner.client_finished(),
             Source::Server { .. } => inner.server_finished(),
@@ -405,18 +407,13 @@ impl Driver {
                 let at = tokio::time::Instant::from_std(self.shared.clock.to_std(t));
                 self.sleep.as_mut().reset(at);
             }
-            self.sleep_registered = false;
         }
-        // A registered timer wakes this task when it fires; polling it again before then would
-        // only re-register the same waker (the driver is always polled by the one task it was
-        // spawned as).
-        if self.sleep_at.is_some() && (!self.sleep_registered || self.sleep.is_elapsed()) {
-            if self.sleep.as_mut().poll(cx).is_ready() {
-                self.sleep_at = None;
-                again = true;
-            } else {
-                self.sleep_registered = true;
-            }
+        // Polled on every pass, not only after a reset: a poll made when the task's cooperative
+        // budget is used up returns Pending without registering the waker (tokio's coop), and a
+        // timer that was never registered would fire without waking the driver.
+        if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
+            self.sleep_at = None;
+            again = true;
         }
         if again {
             Pass::Again

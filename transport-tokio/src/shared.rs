@@ -259,8 +259,8 @@ pub(crate) struct Inner {
     now: Instant,
     /// The core deadline as of the driver's last pass: its timer wakes it by then.
     armed: Option<Instant>,
-    /// Messages taken from inboxes since a take last woke the driver.
-    taken_since_kick: u64,
+    /// Messages and payload bytes taken from inboxes since a take last woke the driver.
+    taken_since_kick: (u64, u64),
     /// The driver has stopped (finished, or its runtime dropped it).
     driver_done: bool,
     /// Messages the application took from inboxes since the driver last looked (for tests).
@@ -347,13 +347,16 @@ impl Inner {
         }
     }
 
-    /// Acknowledges the messages up to `seq` that the application just took (`n` of them) from
-    /// `key`'s inbox, unless acks are manual, and says whether the driver must run for it: when
-    /// the ack arms a core deadline earlier than the one the driver's timer waits for (the first
-    /// ack after one went out arms `ack_delay`), or at least every `ack_every` messages taken
-    /// (the core sends an ack at once then). Otherwise the driver's next pass or its timer sends
-    /// the ack: waking it for every message taken cost a driver pass per message.
-    fn ack_taken(&mut self, key: SessionId, seq: u64, n: usize) -> Kick {
+    /// Acknowledges the messages up to `seq` that the application just took (`n` of them, `bytes`
+    /// of payload) from `key`'s inbox, unless acks are manual, and says whether the driver must
+    /// run for it. It must when the ack arms a core deadline earlier than the one the driver's
+    /// timer waits for (the first ack after one went out arms `ack_delay`), and often enough that
+    /// an ack the core would send at once goes out without waiting for that timer: the core does
+    /// so after `ack_every` acked messages or once half the receive window (messages or bytes)
+    /// has reopened, so the driver is woken after half of the smaller of those (counted across
+    /// all sessions, which only wakes it sooner). Otherwise the driver's next pass or its timer
+    /// sends the ack: waking it for every message taken cost a driver pass per message.
+    fn ack_taken(&mut self, key: SessionId, seq: u64, n: usize, bytes: usize) -> Kick {
         if self.manual_ack {
             return Kick(None);
         }
@@ -361,9 +364,13 @@ impl Inner {
         // Cannot fail: the messages were delivered by the core.
         let _ = s.ack(seq);
         let earlier = s.poll_timeout().is_some_and(|t| self.armed.is_none_or(|armed| t < armed));
-        self.taken_since_kick = self.taken_since_kick.saturating_add(n as u64);
-        if earlier || self.taken_since_kick >= u64::from(s.config().ack_every) {
-            self.taken_since_kick = 0;
+        let cfg = s.config();
+        let messages = u64::from(cfg.ack_every.min(cfg.receive_window_messages / 2)) / 2;
+        self.taken_since_kick.0 += n as u64;
+        self.taken_since_kick.1 += bytes as u64;
+        let (taken, taken_bytes) = self.taken_since_kick;
+        if earlier || taken >= messages.max(1) || taken_bytes >= cfg.receive_window_bytes / 4 {
+            self.taken_since_kick = (0, 0);
             self.kick()
         } else {
             Kick(None)
@@ -422,13 +429,23 @@ impl Inner {
     }
 
     /// Drains the core's events into the slots, collecting the wakers to wake after unlocking.
-    pub(crate) fn drain_events(&mut self, now: Instant, wake: &mut Vec<Waker>) {
+    /// True if dispatching acted on the core (its transmits must be drained again).
+    pub(crate) fn drain_events(&mut self, now: Instant, wake: &mut Vec<Waker>) -> bool {
+        let mut acted = false;
         while let Some((id, event)) = self.core.poll_event() {
-            self.dispatch(now, id, event, wake);
+            acted |= self.dispatch(now, id, event, wake);
         }
+        acted
     }
 
-    fn dispatch(&mut self, now: Instant, id: SessionId, event: Event, wake: &mut Vec<Waker>) {
+    /// Routes one event; true if it acted on the core.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        event: Event,
+        wake: &mut Vec<Waker>,
+    ) -> bool {
         match event {
             Event::Connected => {
                 if matches!(self.core, Core::Server(_)) {
@@ -444,6 +461,7 @@ impl Inner {
                     } else if let Some(s) = self.core.session_mut(id) {
                         // Nobody can accept it: refuse it the only way left.
                         s.abort(now);
+                        return true;
                     }
                 } else if let Some(slot) = self.slots.get_mut(&id) {
                     slot.span.in_scope(|| tracing::info!("connected"));
@@ -460,6 +478,7 @@ impl Inner {
                     // Its handles are gone (the session is being aborted): consume it.
                     if let Some(s) = self.core.session_mut(id) {
                         let _ = s.ack(seq);
+                        return true;
                     }
                 }
             },
@@ -493,6 +512,7 @@ impl Inner {
                 }
             }
         }
+        false
     }
 
     fn link_event(&mut self, id: SessionId, event: LinkEvent, wake: &mut Vec<Waker>) {
@@ -554,7 +574,7 @@ impl Shared {
                 kicked: false,
                 now: clock.now(),
                 armed: None,
-                taken_since_kick: 0,
+                taken_since_kick: (0, 0),
                 driver_done: false,
                 taken: 0,
             }),
@@ -675,7 +695,7 @@ impl Shared {
         };
         if let Some((seq, payload)) = slot.inbox.pop_front() {
             inner.taken += 1;
-            let kick = inner.ack_taken(key, seq, 1);
+            let kick = inner.ack_taken(key, seq, 1, payload.len());
             drop(inner);
             kick.wake();
             return Poll::Ready(Some(Message { seq, payload }));
@@ -714,8 +734,10 @@ impl Shared {
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
         inner.taken += n as u64;
-        let last = out.last().map_or(0, |m| m.seq);
-        let kick = inner.ack_taken(key, last, n);
+        let taken = &out[out.len() - n..];
+        let bytes = taken.iter().map(|m| m.payload.len()).sum();
+        let last = taken.last().map_or(0, |m| m.seq);
+        let kick = inner.ack_taken(key, last, n, bytes);
         drop(inner);
         kick.wake();
         Poll::Ready(n)

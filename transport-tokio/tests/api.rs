@@ -264,3 +264,68 @@ async fn acks_flow_when_both_windows_are_full_and_the_apps_echo() {
     })
     .await;
 }
+
+/// A session that completes its handshake after the `Server` was dropped is aborted at once: the
+/// Abort goes out in the pass after the event that decided it, not at the next timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_arriving_after_the_server_was_dropped_is_aborted_promptly() {
+    within(30, async {
+        let slow = Config {
+            heartbeat_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(5),
+            ..config()
+        };
+        let server = Server::bind("127.0.0.1:0", slow.clone()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let _first = connect(addr, slow.clone()).await.unwrap();
+        let _kept = server.accept().await.unwrap(); // keeps the server's driver running
+        drop(server);
+        let start = std::time::Instant::now();
+        let end = match connect(addr, slow).await {
+            Ok(late) => tokio::time::timeout(Duration::from_secs(8), late.ended()).await.unwrap(),
+            Err(tether_tokio::Error::Ended(end)) => end,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert!(matches!(end, End::Lost { reason: Reason::ApplicationAbort, .. }), "{end:?}");
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(1500), "aborted after {took:?}");
+    })
+    .await;
+}
+
+/// Acks that reopen half the receive window go out at once, without waiting for `ack_delay`,
+/// when the application takes messages one at a time (the driver is not woken for every take).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_reopen_a_half_empty_window_without_waiting_for_ack_delay() {
+    within(30, async {
+        let cfg = Config {
+            receive_window_messages: 16,
+            ack_delay: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
+            ack_timeout: Duration::from_secs(20),
+            ..config()
+        };
+        let server = Server::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), cfg).await.unwrap();
+        let session = server.accept().await.unwrap();
+        let start = std::time::Instant::now();
+        let n = 160;
+        let sender = async {
+            for i in 0..n {
+                client.send(payload("c", i)).await.unwrap();
+            }
+        };
+        let receiver = async {
+            for i in 0..n {
+                assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
+            }
+        };
+        tokio::join!(sender, receiver);
+        // 10 windows: waiting for ack_delay each time would take 5 s.
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(2000), "took {took:?}");
+    })
+    .await;
+}

@@ -1,7 +1,8 @@
 //! Sessions over streams other than TCP, through the generic entry points: `connect_with` and
 //! `Server::from_listener` over Unix sockets (with connections cut mid-stream, so the session must
 //! reconnect and resume on new Unix connections) and over an in-memory duplex pipe with a
-//! hand-written `Listener`.
+//! hand-written `Listener`; pipes that freeze (a peer that vanished), and a burst of
+//! half-open handshakes.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use common::{assert_all, config, run_side, within};
 use tether_tokio::{connect_with, End, Listener, Server};
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 
 const N: u64 = 2_000;
@@ -152,4 +153,126 @@ async fn custom_listener_over_in_memory_pipes() {
     };
     let reconnects = within(60, exchange(server, connector)).await;
     assert!(reconnects >= 2, "both broken pipes were replaced: {reconnects} reconnects");
+}
+
+/// A stream that stops once `budget` bytes were written through it: reads and writes stay
+/// pending forever and nothing wakes them, like a TCP connection whose peer vanished (nothing
+/// arrives, and the send buffer fills).
+struct Frozen<S> {
+    inner: S,
+    budget: usize,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Frozen<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.budget == 0 {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Frozen<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.budget == 0 {
+            return Poll::Pending;
+        }
+        let len = buf.len().min(self.budget);
+        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..len]))?;
+        self.budget -= written;
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.budget == 0 {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The client's first connection freezes while the application has megabytes queued, so the
+/// client's write buffer reaches its cap. The idle timeout must still retire that connection (its
+/// Close is pulled from the core although the buffer is full) and the session resumes on a new
+/// one; before, the client stopped pulling from the core at the cap and never reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_connection_with_a_full_write_buffer_is_replaced() {
+    within(60, async {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let server = Server::from_listener(PipeListener(rx), config()).unwrap();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = connections.clone();
+        let connector = move || {
+            let tx = tx.clone();
+            let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+            let budget = if n == 1 { 200_000 } else { usize::MAX };
+            async move {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                tx.send(server).map_err(|_| io::Error::other("server gone"))?;
+                Ok(Frozen { inner: client, budget })
+            }
+        };
+        let client = connect_with(connector, config()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        let n = 3_000u64;
+        let body = vec![7u8; 1024];
+        let sender = async {
+            for i in 0..n {
+                let mut m = i.to_be_bytes().to_vec();
+                m.extend_from_slice(&body);
+                client.send(m.into()).await.unwrap();
+            }
+        };
+        let receiver = async {
+            for i in 0..n {
+                let m = session.recv().await.unwrap();
+                assert_eq!(m.payload[..8], i.to_be_bytes(), "message {i}");
+            }
+        };
+        tokio::join!(sender, receiver);
+        assert!(client.stats().reconnects >= 1);
+        assert!(connections.load(Ordering::Relaxed) >= 2);
+    })
+    .await;
+}
+
+/// 64 connections arrive at once, each with one byte of a handshake that never completes. The
+/// burst uses up the driver task's cooperative budget in one pass; the handshake timer must
+/// still fire and refuse them (a timer polled once without budget is never registered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_timeout_fires_after_a_burst_of_half_open_connections() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut clients = Vec::new();
+    for _ in 0..64 {
+        let (mut ours, theirs) = tokio::io::duplex(4096);
+        ours.write_all(&[0]).await.unwrap(); // the first byte of a length prefix
+        tx.send(theirs).unwrap();
+        clients.push(ours);
+    }
+    let cfg = tether_tokio::Config { handshake_timeout: Duration::from_millis(300), ..config() };
+    let _server = Server::from_listener(PipeListener(rx), cfg).unwrap();
+    let mut buf = [0u8; 256];
+    let refused = tokio::time::timeout(Duration::from_secs(4), async {
+        loop {
+            match clients[0].read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "not refused 4 s after a 300 ms handshake timeout");
+    drop(tx);
 }
