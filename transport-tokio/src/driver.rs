@@ -302,14 +302,15 @@ impl Driver {
             Source::Client { .. } => CLIENT_WRITE_CAP,
             Source::Server { .. } => usize::MAX,
         };
-        // A client whose write buffer is already full pulls nothing until it drains, except in a
-        // pass that handled a timeout: that may have retired the connection, and the core hands
-        // out a retired connection's Close before anything else (and reconnects only after it).
-        // What comes with it is bounded by the unconfirmed buffer, like everything the core emits.
+        // A client whose write buffer is already full pulls nothing until it drains, except while
+        // the core holds the Close of a retired connection (after a timeout, an abort, a protocol
+        // error): the core hands those out first, and reconnects only after them. What comes
+        // with it is one more transmit, bounded like everything the core emits.
         let mut capped = self.conns.values().any(|c| c.closing.is_none() && c.wbuf.len() >= cap);
+        let close_pending = matches!(&inner.core, Core::Client(s) if s.has_close_pending());
         let conns = &mut self.conns;
         let mut budget = PASS_TRANSMIT_BYTES;
-        if !capped || timed_out {
+        if !capped || close_pending {
             inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
                 let (Transmit::Write(id) | Transmit::Close(id)) = t;
                 budget = budget.saturating_sub(bytes.len());

@@ -354,9 +354,18 @@ impl Inner {
     /// an ack the core would send at once goes out without waiting for that timer: the core does
     /// so after `ack_every` acked messages or once half the receive window (messages or bytes)
     /// has reopened, so the driver is woken after half of the smaller of those (counted across
-    /// all sessions, which only wakes it sooner). Otherwise the driver's next pass or its timer
-    /// sends the ack: waking it for every message taken cost a driver pass per message.
-    fn ack_taken(&mut self, key: SessionId, seq: u64, n: usize, bytes: usize) -> Kick {
+    /// all sessions, which only wakes it sooner), and whenever a take empties the inbox (a sender
+    /// held back by its own unconfirmed limit sends nothing more until this ack arrives).
+    /// Otherwise the driver's next pass or its timer sends the ack: waking it for every message
+    /// taken cost a driver pass per message.
+    fn ack_taken(
+        &mut self,
+        key: SessionId,
+        seq: u64,
+        taken: (usize, usize),
+        drained: bool,
+    ) -> Kick {
+        let (n, bytes) = taken;
         if self.manual_ack {
             return Kick(None);
         }
@@ -369,7 +378,8 @@ impl Inner {
         self.taken_since_kick.0 += n as u64;
         self.taken_since_kick.1 += bytes as u64;
         let (taken, taken_bytes) = self.taken_since_kick;
-        if earlier || taken >= messages.max(1) || taken_bytes >= cfg.receive_window_bytes / 4 {
+        let enough = taken >= messages.max(1) || taken_bytes >= cfg.receive_window_bytes / 4;
+        if earlier || drained || enough {
             self.taken_since_kick = (0, 0);
             self.kick()
         } else {
@@ -694,8 +704,9 @@ impl Shared {
             return Poll::Ready(None);
         };
         if let Some((seq, payload)) = slot.inbox.pop_front() {
+            let drained = slot.inbox.is_empty();
             inner.taken += 1;
-            let kick = inner.ack_taken(key, seq, 1, payload.len());
+            let kick = inner.ack_taken(key, seq, (1, payload.len()), drained);
             drop(inner);
             kick.wake();
             return Poll::Ready(Some(Message { seq, payload }));
@@ -733,11 +744,12 @@ impl Shared {
             return Poll::Pending;
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
+        let drained = slot.inbox.is_empty();
         inner.taken += n as u64;
         let taken = &out[out.len() - n..];
         let bytes = taken.iter().map(|m| m.payload.len()).sum();
         let last = taken.last().map_or(0, |m| m.seq);
-        let kick = inner.ack_taken(key, last, n, bytes);
+        let kick = inner.ack_taken(key, last, (n, bytes), drained);
         drop(inner);
         kick.wake();
         Poll::Ready(n)

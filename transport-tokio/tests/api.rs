@@ -323,9 +323,54 @@ async fn acks_reopen_a_half_empty_window_without_waiting_for_ack_delay() {
             }
         };
         tokio::join!(sender, receiver);
-        // 10 windows: waiting for ack_delay each time would take 5 s.
+        // 10 windows: waiting for ack_delay even once would take 500 ms.
         let took = start.elapsed();
-        assert!(took < Duration::from_millis(2000), "took {took:?}");
+        assert!(took < Duration::from_millis(400), "took {took:?}");
+    })
+    .await;
+}
+
+/// The sender's own unconfirmed limit (not the receive window) holds it back, at exactly
+/// `ack_every` messages, and earlier traffic put the receiver's count out of step with the
+/// core's: the ack for each batch must still go out when the application has taken it, not
+/// `ack_delay` later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_once() {
+    within(30, async {
+        let cfg = Config {
+            ack_delay: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
+            ack_timeout: Duration::from_secs(20),
+            ..config()
+        };
+        let sender_cfg = Config { max_unconfirmed_messages: cfg.ack_every, ..cfg.clone() };
+        let server = Server::bind("127.0.0.1:0", cfg).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), sender_cfg).await.unwrap();
+        let session = server.accept().await.unwrap();
+        for i in 0..5 {
+            client.send(payload("c", i)).await.unwrap();
+        }
+        for i in 0..5 {
+            assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let start = std::time::Instant::now();
+        let n = 5 + 10 * 32;
+        let sender = async {
+            for i in 5..n {
+                client.send(payload("c", i)).await.unwrap();
+            }
+        };
+        let receiver = async {
+            for i in 5..n {
+                assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
+            }
+        };
+        tokio::join!(sender, receiver);
+        // 10 batches: waiting for ack_delay (300 ms) even once fails this.
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(250), "took {took:?}");
     })
     .await;
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -275,4 +275,79 @@ async fn handshake_timeout_fires_after_a_burst_of_half_open_connections() {
     .await;
     assert!(refused.is_ok(), "not refused 4 s after a 300 ms handshake timeout");
     drop(tx);
+}
+
+/// A stream that records when it is dropped (its socket closed).
+struct Tracked<S>(S, Arc<AtomicBool>);
+
+impl<S> Drop for Tracked<S> {
+    fn drop(&mut self) {
+        self.1.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A client aborted while its connection is frozen and its write buffer full still lets go of
+/// the connection (within the close linger), instead of holding the socket and the driver task
+/// until the OS gives up on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_a_client_with_a_full_write_buffer_drops_its_connection() {
+    within(30, async {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let server = Server::from_listener(PipeListener(rx), config()).unwrap();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        let connector = move || {
+            let (tx, flag) = (tx.clone(), flag.clone());
+            async move {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                tx.send(server).map_err(|_| io::Error::other("server gone"))?;
+                Ok(Tracked(Frozen { inner: client, budget: 200_000 }, flag))
+            }
+        };
+        let slow = tether_tokio::Config {
+            idle_timeout: Duration::from_secs(20),
+            ack_timeout: Duration::from_secs(20),
+            heartbeat_interval: Duration::from_secs(5),
+            ..config()
+        };
+        let client = connect_with(connector, slow).await.unwrap();
+        let _session = server.accept().await.unwrap();
+        for _ in 0..3_000 {
+            client.try_send(vec![7u8; 1024].into()).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // the write buffer reaches its cap
+        client.abort();
+        assert!(matches!(client.ended().await, End::Lost { .. }));
+        tokio::time::sleep(Duration::from_secs(4)).await; // the close linger is 2 s
+        assert!(dropped.load(Ordering::SeqCst), "the frozen connection is still held");
+    })
+    .await;
 }

@@ -437,6 +437,14 @@ impl Session {
         }
     }
 
+    /// True while a retired connection waits for its [`Transmit::Close`] from
+    /// [`poll_transmit`](Self::poll_transmit), which hands those out before any other output. An
+    /// adapter that stops pulling output while a connection's write buffer is full should still
+    /// pull while this is true: the session reconnects only after the old connection is closed.
+    pub fn has_close_pending(&self) -> bool {
+        !self.retiring.is_empty()
+    }
+
     /// Client side: true when the adapter should open a new transport connection now.
     #[must_use]
     pub fn poll_connect(&mut self, now: Instant) -> bool {
