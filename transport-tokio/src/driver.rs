@@ -302,49 +302,16 @@ impl Driver {
             Source::Client { .. } => CLIENT_WRITE_CAP,
             Source::Server { .. } => usize::MAX,
         };
-        // A client whose write buffer is already full pulls nothing until it drains, except while
-        // the core holds the Close of a retired connection (after a timeout, an abort, a protocol
-        // error): the core hands those out first, and reconnects only after them. What comes
-        // with it is one more transmit, bounded like everything the core emits.
-        let mut capped = self.conns.values().any(|c| c.closing.is_none() && c.wbuf.len() >= cap);
-        let close_pending = matches!(&inner.core, Core::Client(s) if s.has_close_pending());
-        let conns = &mut self.conns;
-        let mut budget = PASS_TRANSMIT_BYTES;
-        if !capped || close_pending {
-            inner.drain_transmits(now, &mut self.scratch, |t, bytes| {
-                let (Transmit::Write(id) | Transmit::Close(id)) = t;
-                budget = budget.saturating_sub(bytes.len());
-                let Some(c) = conns.get_mut(&id) else {
-                    bytes.clear();
-                    return true;
-                };
-                if c.wbuf.is_empty() {
-                    // No copy: the encoded frames become the write buffer, and the old (empty)
-                    // write buffer's memory is reused for the next transmit.
-                    std::mem::swap(&mut c.wbuf, bytes);
-                    bytes.clear();
-                } else {
-                    c.wbuf.extend_from_slice(bytes);
-                    bytes.clear();
-                }
-                if let Transmit::Close(_) = t {
-                    tracing::debug!(conn = id.0, "closing connection");
-                    c.closing = Some(now + LINGER);
-                    return true;
-                }
-                let more = c.wbuf.len() < cap;
-                capped |= !more;
-                more && budget > 0
-            });
-        }
+        let (capped, out_of_budget) =
+            pull_transmits(&mut inner, &mut self.conns, &mut self.scratch, now, cap);
         self.capped = capped;
         // Out of budget (not out of room): write what we have, then come back for more.
-        again |= budget == 0 && !capped;
-        let mut start_connect = false;
+        again |= out_of_budget;
+        let mut connect_now = false;
         if let (Core::Client(s), Source::Client { connecting: None, .. }) =
             (&mut inner.core, &self.source)
         {
-            start_connect = s.poll_connect(now);
+            connect_now = s.poll_connect(now);
         }
         // Dispatching an event can act on the core (abort a session nobody can accept, ack a
         // message nobody will take): its output goes out in the next pass.
@@ -361,18 +328,9 @@ impl Driver {
             w.wake();
         }
 
-        if start_connect {
-            if let Source::Client { connect, connecting, timeout } = &mut self.source {
-                let fut = connect();
-                let timeout = *timeout;
-                *connecting = Some(Box::pin(async move {
-                    match tokio::time::timeout(timeout, fut).await {
-                        Ok(r) => r,
-                        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-                    }
-                }));
-                again = true;
-            }
+        if connect_now {
+            self.start_connect();
+            again = true;
         }
         again |= self.poll_writes(cx, now);
         again |= !self.io.is_empty();
@@ -385,7 +343,39 @@ impl Driver {
             }
         }
 
-        // The timer: the core's next deadline, a lingering close, or the end of an accept pause.
+        again |= self.arm_timer(cx, now, deadline, timed_out && !again);
+        if again {
+            Pass::Again
+        } else {
+            Pass::Idle
+        }
+    }
+
+    /// Starts the connect the core asked for, bounded by the connect timeout.
+    fn start_connect(&mut self) {
+        if let Source::Client { connect, connecting, timeout } = &mut self.source {
+            let fut = connect();
+            let timeout = *timeout;
+            *connecting = Some(Box::pin(async move {
+                match tokio::time::timeout(timeout, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+                }
+            }));
+        }
+    }
+
+    /// Arms the timer for the earliest of the core's `deadline`, a lingering close and the end
+    /// of an accept pause; true if it has fired (the next pass handles it). `idle_after_timeout`:
+    /// this pass only handled a timeout, so a deadline still in the past is not re-armed at once
+    /// (no spinning on a core that asks to be woken in the past).
+    fn arm_timer(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        deadline: Option<Instant>,
+        idle_after_timeout: bool,
+    ) -> bool {
         let mut next = deadline;
         for c in self.conns.values() {
             next = earliest(next, c.closing);
@@ -393,11 +383,8 @@ impl Driver {
         if let Source::Server { paused_until, .. } = &self.source {
             next = earliest(next, *paused_until);
         }
-        if let Some(t) = next {
-            if t <= now && timed_out && !again {
-                // The core asked to be woken in the past right after handle_timeout: do not spin.
-                next = Some(now + StdDuration::from_millis(1));
-            }
+        if idle_after_timeout && next.is_some_and(|t| t <= now) {
+            next = Some(now + StdDuration::from_millis(1));
         }
         // The timer is only ever moved earlier. Most passes move the core's deadline later (every
         // write pushes the heartbeat back), and re-arming a runtime timer costs a lock and a wheel
@@ -414,14 +401,58 @@ impl Driver {
         // timer that was never registered would fire without waking the driver.
         if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
             self.sleep_at = None;
-            again = true;
+            return true;
         }
-        if again {
-            Pass::Again
-        } else {
-            Pass::Idle
-        }
+        false
     }
+}
+
+/// Moves the core's transmits into the connections' write buffers, at most `PASS_TRANSMIT_BYTES`
+/// per pass and none for a connection whose buffer holds `cap` bytes or more. Returns whether a
+/// buffer is at its cap and whether the budget ran out.
+///
+/// A client whose write buffer is already full pulls nothing until it drains, except while the
+/// core holds the Close of a retired connection (after a timeout, an abort, a protocol error):
+/// the core hands those out first, and reconnects only after them. What comes with it is one
+/// more transmit, bounded like everything the core emits.
+fn pull_transmits(
+    inner: &mut Inner,
+    conns: &mut BTreeMap<ConnId, ConnIo>,
+    scratch: &mut BytesMut,
+    now: Instant,
+    cap: usize,
+) -> (bool, bool) {
+    let mut capped = conns.values().any(|c| c.closing.is_none() && c.wbuf.len() >= cap);
+    let close_pending = matches!(&inner.core, Core::Client(s) if s.has_close_pending());
+    let mut budget = PASS_TRANSMIT_BYTES;
+    if capped && !close_pending {
+        return (true, false);
+    }
+    inner.drain_transmits(now, scratch, |t, bytes| {
+        let (Transmit::Write(id) | Transmit::Close(id)) = t;
+        budget = budget.saturating_sub(bytes.len());
+        let Some(c) = conns.get_mut(&id) else {
+            bytes.clear();
+            return true;
+        };
+        if c.wbuf.is_empty() {
+            // No copy: the encoded frames become the write buffer, and the old (empty) write
+            // buffer's memory is reused for the next transmit.
+            std::mem::swap(&mut c.wbuf, bytes);
+        } else {
+            c.wbuf.extend_from_slice(bytes);
+        }
+        bytes.clear();
+        if let Transmit::Close(_) = t {
+            tracing::debug!(conn = id.0, "closing connection");
+            c.closing = Some(now + LINGER);
+            return true;
+        }
+        let more = c.wbuf.len() < cap;
+        capped |= !more;
+        more && budget > 0
+    });
+    (capped, budget == 0 && !capped)
 }
 
 /// Feeds what happened on the I/O side to the core. A read is fed whole: cutting it into
