@@ -144,7 +144,10 @@ pub(crate) struct Retired {
 /// 4. **Client reconnects.** When [`poll_connect`](Self::poll_connect) returns true, open a new
 ///    transport connection and report it with `handle_connected`, or report failure with
 ///    [`handle_connect_failed`](Self::handle_connect_failed). The backoff between attempts is the
-///    session's; `poll_timeout` includes the next attempt's time.
+///    session's; `poll_timeout` includes the next attempt's time. `poll_connect` returns false
+///    while a retired connection's `Transmit::Close` has not been taken from `poll_transmit`: an
+///    adapter that stops pulling output when its write buffer is full must keep pulling while
+///    [`has_close_pending`](Self::has_close_pending) is true.
 ///
 /// The session ends with exactly one of [`Event::Closed`] or [`Event::Lost`]; nothing follows it.
 /// Every message accepted by `send` is either confirmed (see [`Event::Confirmed`]) or returned in
