@@ -347,17 +347,19 @@ impl Inner {
         }
     }
 
-    /// Acknowledges the messages up to `seq` that the application just took (`n` of them, `bytes`
-    /// of payload) from `key`'s inbox, unless acks are manual, and says whether the driver must
-    /// run for it. It must when the ack arms a core deadline earlier than the one the driver's
-    /// timer waits for (the first ack after one went out arms `ack_delay`), and often enough that
-    /// an ack the core would send at once goes out without waiting for that timer: the core does
-    /// so after `ack_every` acked messages or once half the receive window (messages or bytes)
-    /// has reopened, so the driver is woken after half of the smaller of those (counted across
-    /// all sessions, which only wakes it sooner), and whenever a take empties the inbox (a sender
-    /// held back by its own unconfirmed limit sends nothing more until this ack arrives).
-    /// Otherwise the driver's next pass or its timer sends the ack: waking it for every message
-    /// taken cost a driver pass per message.
+    /// Acknowledges the messages up to `seq` that the application just took from `key`'s inbox
+    /// (`taken`: how many, and their payload bytes; `drained`: the inbox is now empty), unless
+    /// acks are manual, and says whether the driver must run for it.
+    ///
+    /// It must when the ack arms a core deadline earlier than the one the driver's timer waits
+    /// for (the first ack after one went out arms `ack_delay`), and often enough that an ack the
+    /// core would send at once goes out without waiting for that timer: the core does so after
+    /// `ack_every` acked messages or once half the receive window (messages or bytes) has
+    /// reopened, so the driver is woken after half of the smaller of those (counted across all
+    /// sessions, which only wakes it sooner), and whenever a take empties the inbox (a sender held
+    /// back by its own unconfirmed limit sends nothing more until this ack arrives). Otherwise the
+    /// driver's next pass or its timer sends the ack: waking it for every message taken cost a
+    /// driver pass per message.
     fn ack_taken(
         &mut self,
         key: SessionId,
