@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{config, payload, within};
+use common::{config, payload, quiet_config, stream_through, within};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tether_tokio::{connect, AckMode, Config, End, Reason, SendError, Server};
@@ -270,12 +270,7 @@ async fn acks_flow_when_both_windows_are_full_and_the_apps_echo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_arriving_after_the_server_was_dropped_is_aborted_promptly() {
     within(30, async {
-        let slow = Config {
-            heartbeat_interval: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(20),
-            handshake_timeout: Duration::from_secs(5),
-            ..config()
-        };
+        let slow = quiet_config();
         let server = Server::bind("127.0.0.1:0", slow.clone()).await.unwrap();
         let addr = server.local_addr().unwrap();
         let _first = connect(addr, slow.clone()).await.unwrap();
@@ -302,29 +297,13 @@ async fn acks_reopen_a_half_empty_window_without_waiting_for_ack_delay() {
         let cfg = Config {
             receive_window_messages: 16,
             ack_delay: Duration::from_millis(500),
-            heartbeat_interval: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(20),
-            ack_timeout: Duration::from_secs(20),
-            ..config()
+            ..quiet_config()
         };
         let server = Server::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
         let client = connect(server.local_addr().unwrap(), cfg).await.unwrap();
         let session = server.accept().await.unwrap();
-        let start = std::time::Instant::now();
-        let n = 160;
-        let sender = async {
-            for i in 0..n {
-                client.send(payload("c", i)).await.unwrap();
-            }
-        };
-        let receiver = async {
-            for i in 0..n {
-                assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
-            }
-        };
-        tokio::join!(sender, receiver);
         // 10 windows: waiting for ack_delay even once would take 500 ms.
-        let took = start.elapsed();
+        let took = stream_through(&client, &session, 0..160).await;
         assert!(took < Duration::from_millis(400), "took {took:?}");
     })
     .await;
@@ -337,39 +316,15 @@ async fn acks_reopen_a_half_empty_window_without_waiting_for_ack_delay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_once() {
     within(30, async {
-        let cfg = Config {
-            ack_delay: Duration::from_millis(300),
-            heartbeat_interval: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(20),
-            ack_timeout: Duration::from_secs(20),
-            ..config()
-        };
+        let cfg = Config { ack_delay: Duration::from_millis(300), ..quiet_config() };
         let sender_cfg = Config { max_unconfirmed_messages: cfg.ack_every, ..cfg.clone() };
         let server = Server::bind("127.0.0.1:0", cfg).await.unwrap();
         let client = connect(server.local_addr().unwrap(), sender_cfg).await.unwrap();
         let session = server.accept().await.unwrap();
-        for i in 0..5 {
-            client.send(payload("c", i)).await.unwrap();
-        }
-        for i in 0..5 {
-            assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
-        }
+        stream_through(&client, &session, 0..5).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let start = std::time::Instant::now();
-        let n = 5 + 10 * 32;
-        let sender = async {
-            for i in 5..n {
-                client.send(payload("c", i)).await.unwrap();
-            }
-        };
-        let receiver = async {
-            for i in 5..n {
-                assert_eq!(session.recv().await.unwrap().payload, payload("c", i));
-            }
-        };
-        tokio::join!(sender, receiver);
         // 10 batches: waiting for ack_delay (300 ms) even once fails this.
-        let took = start.elapsed();
+        let took = stream_through(&client, &session, 5..5 + 10 * 32).await;
         assert!(took < Duration::from_millis(250), "took {took:?}");
     })
     .await;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{assert_all, config, run_side, within};
+use common::{assert_all, config, quiet_config, run_side, within};
 use tether_tokio::{connect_with, End, Listener, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
@@ -21,41 +21,73 @@ use tokio::sync::mpsc;
 const N: u64 = 2_000;
 const PACE: Duration = Duration::from_millis(10);
 
-/// A stream that fails every read and write once `budget` bytes have been written through it,
-/// the way a connection dies under an application: the bytes written before may or may not have
-/// arrived, and the side that wrote learns it only from the error.
-struct Cut<S> {
-    inner: S,
-    budget: usize,
+/// What a [`Faulty`] stream does once its write budget is used up.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Every read and write fails, the way a connection dies under an application: the bytes
+    /// written before may or may not have arrived, and the side that wrote learns it only from
+    /// the error.
+    Fail,
+    /// Reads and writes stay pending forever and nothing wakes them, like a TCP connection whose
+    /// peer vanished (nothing arrives, and the send buffer fills).
+    Freeze,
 }
 
-impl<S> Cut<S> {
-    fn broken() -> io::Error {
-        io::Error::new(io::ErrorKind::BrokenPipe, "cut by the test")
+/// A stream that breaks (see [`Then`]) once `budget` bytes were written through it, and sets
+/// `dropped` (if any) when it is dropped, i.e. when its socket is closed.
+struct Faulty<S> {
+    inner: S,
+    budget: usize,
+    then: Then,
+    dropped: Option<Arc<AtomicBool>>,
+}
+
+impl<S> Faulty<S> {
+    fn new(inner: S, budget: usize, then: Then) -> Faulty<S> {
+        Faulty { inner, budget, then, dropped: None }
+    }
+
+    /// `Some(outcome)` once the budget is used up.
+    fn broken<T>(&self) -> Option<Poll<io::Result<T>>> {
+        match (self.budget, self.then) {
+            (0, Then::Fail) => {
+                Some(Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "cut by the test"))))
+            }
+            (0, Then::Freeze) => Some(Poll::Pending),
+            _ => None,
+        }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Cut<S> {
+impl<S> Drop for Faulty<S> {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.dropped {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Faulty<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.budget == 0 {
-            return Poll::Ready(Err(Self::broken()));
+        if let Some(outcome) = self.broken() {
+            return outcome;
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Cut<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Faulty<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.budget == 0 {
-            return Poll::Ready(Err(Self::broken()));
+        if let Some(outcome) = self.broken() {
+            return outcome;
         }
         let len = buf.len().min(self.budget);
         let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..len]))?;
@@ -68,6 +100,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Cut<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(outcome) = self.broken() {
+            return outcome;
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -109,7 +144,7 @@ async fn unix_socket_session_resumes_across_cut_connections() {
         let budget = if n <= 4 { 10_000 + 5_000 * n as usize } else { usize::MAX };
         async move {
             let stream = tokio::net::UnixStream::connect(path).await?;
-            Ok(Cut { inner: stream, budget })
+            Ok(Faulty::new(stream, budget, Then::Fail))
         }
     };
     let reconnects = within(60, exchange(server, connector)).await;
@@ -148,59 +183,11 @@ async fn custom_listener_over_in_memory_pipes() {
         async move {
             let (client, server) = tokio::io::duplex(64 * 1024);
             tx.send(server).map_err(|_| io::Error::other("server gone"))?;
-            Ok(Cut { inner: client, budget })
+            Ok(Faulty::new(client, budget, Then::Fail))
         }
     };
     let reconnects = within(60, exchange(server, connector)).await;
     assert!(reconnects >= 2, "both broken pipes were replaced: {reconnects} reconnects");
-}
-
-/// A stream that stops once `budget` bytes were written through it: reads and writes stay
-/// pending forever and nothing wakes them, like a TCP connection whose peer vanished (nothing
-/// arrives, and the send buffer fills).
-struct Frozen<S> {
-    inner: S,
-    budget: usize,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Frozen<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.budget == 0 {
-            return Poll::Pending;
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Frozen<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.budget == 0 {
-            return Poll::Pending;
-        }
-        let len = buf.len().min(self.budget);
-        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..len]))?;
-        self.budget -= written;
-        Poll::Ready(Ok(written))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.budget == 0 {
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
-    }
 }
 
 /// The client's first connection freezes while the application has megabytes queued, so the
@@ -221,7 +208,7 @@ async fn a_frozen_connection_with_a_full_write_buffer_is_replaced() {
             async move {
                 let (client, server) = tokio::io::duplex(64 * 1024);
                 tx.send(server).map_err(|_| io::Error::other("server gone"))?;
-                Ok(Frozen { inner: client, budget })
+                Ok(Faulty::new(client, budget, Then::Freeze))
             }
         };
         let client = connect_with(connector, config()).await.unwrap();
@@ -277,43 +264,6 @@ async fn handshake_timeout_fires_after_a_burst_of_half_open_connections() {
     drop(tx);
 }
 
-/// A stream that records when it is dropped (its socket closed).
-struct Tracked<S>(S, Arc<AtomicBool>);
-
-impl<S> Drop for Tracked<S> {
-    fn drop(&mut self) {
-        self.1.store(true, Ordering::SeqCst);
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
 /// A client aborted while its connection is frozen and its write buffer full still lets go of
 /// the connection (within the close linger), instead of holding the socket and the driver task
 /// until the OS gives up on it.
@@ -329,16 +279,12 @@ async fn aborting_a_client_with_a_full_write_buffer_drops_its_connection() {
             async move {
                 let (client, server) = tokio::io::duplex(64 * 1024);
                 tx.send(server).map_err(|_| io::Error::other("server gone"))?;
-                Ok(Tracked(Frozen { inner: client, budget: 200_000 }, flag))
+                let mut stream = Faulty::new(client, 200_000, Then::Freeze);
+                stream.dropped = Some(flag);
+                Ok(stream)
             }
         };
-        let slow = tether_tokio::Config {
-            idle_timeout: Duration::from_secs(20),
-            ack_timeout: Duration::from_secs(20),
-            heartbeat_interval: Duration::from_secs(5),
-            ..config()
-        };
-        let client = connect_with(connector, slow).await.unwrap();
+        let client = connect_with(connector, quiet_config()).await.unwrap();
         let _session = server.accept().await.unwrap();
         for _ in 0..3_000 {
             client.try_send(vec![7u8; 1024].into()).unwrap();

@@ -29,6 +29,40 @@ pub fn payload(tag: &str, i: u64) -> Bytes {
     Bytes::from(format!("{tag}-{i}-{pad}"))
 }
 
+/// [`config`] with timers long enough that only what a test does (acks, aborts) moves it, not
+/// heartbeats or liveness timeouts.
+pub fn quiet_config() -> Config {
+    Config {
+        heartbeat_interval: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(20),
+        ack_timeout: Duration::from_secs(20),
+        handshake_timeout: Duration::from_secs(5),
+        ..config()
+    }
+}
+
+/// Sends messages `range` (tagged "c") from `client` while `server` takes each one as it comes;
+/// checks them and returns how long it took.
+pub async fn stream_through(
+    client: &Session,
+    server: &Session,
+    range: std::ops::Range<u64>,
+) -> Duration {
+    let start = std::time::Instant::now();
+    let sender = async {
+        for i in range.clone() {
+            client.send(payload("c", i)).await.unwrap();
+        }
+    };
+    let receiver = async {
+        for i in range.clone() {
+            assert_eq!(server.recv().await.unwrap().payload, payload("c", i));
+        }
+    };
+    tokio::join!(sender, receiver);
+    start.elapsed()
+}
+
 /// What one side saw.
 #[derive(Debug)]
 pub struct Outcome {
