@@ -95,8 +95,6 @@ pub(crate) struct Driver {
     next_conn: u64,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
-    /// The core's next deadline, read at the end of the last pass.
-    core_deadline: Option<Instant>,
     scratch: BytesMut,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
@@ -116,7 +114,6 @@ impl Driver {
             next_conn: 0,
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
-            core_deadline: None,
             scratch: BytesMut::new(),
             io: Vec::new(),
             wake: Vec::new(),
@@ -293,7 +290,7 @@ impl Driver {
         feed(&mut inner, &mut self.io, now);
         // The core's deadline as of the end of the last pass: what handles did since can only
         // arm later deadlines (or ones this pass's end arms the timer for).
-        let timed_out = self.core_deadline.is_some_and(|t| t <= now);
+        let timed_out = inner.armed().is_some_and(|t| t <= now);
         if timed_out {
             inner.core.handle_timeout(now);
             self.rbuf.trim();
@@ -321,7 +318,6 @@ impl Driver {
             Source::Server { .. } => inner.server_finished(),
         };
         let deadline = inner.core.poll_timeout();
-        self.core_deadline = deadline;
         inner.end_pass(deadline);
         drop(inner);
         for w in self.wake.drain(..) {

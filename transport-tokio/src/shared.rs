@@ -423,6 +423,11 @@ impl Inner {
         self.armed = deadline;
     }
 
+    /// The core's deadline as of the driver's last pass.
+    pub(crate) fn armed(&self) -> Option<Instant> {
+        self.armed
+    }
+
     /// Drains the core's transmits while `out` returns true (false: the adapter's write buffers
     /// are full; the core keeps the rest until the next pass). Each transmit's bytes are all of
     /// `buf`, which `out` must take (e.g. by swapping it with an empty write buffer) or clear.
