@@ -86,6 +86,27 @@ fn acks_piggyback_on_data() {
 }
 
 #[test]
+fn a_conversation_needs_no_standalone_acks() {
+    // Each side answers the other: every data frame carries the writer's `acked`, which the peer
+    // also takes as its known `received`, so no `Ack` frame of its own is due after `ack_every`
+    // messages (it cost a write per `ack_every` round trips, and a wake-up of the peer).
+    let config = Config { ack_every: 4, ack_delay: Duration::from_millis(400), ..test_config() };
+    let mut net = Net::new(config, 1, 7);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let before = net.client_writes + net.server_writes;
+    let round_trips = 20; // 10 ms each: well within ack_delay
+    for k in 1..=round_trips {
+        net.client_sends(0, 1, 10);
+        assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().delivered.len() == k));
+        net.server_sends(0, 1, 10);
+        assert!(net.run_until(LIMIT, |n| n.clients[0].app.delivered.len() == k));
+    }
+    let writes = net.client_writes + net.server_writes - before;
+    assert_eq!(writes, 2 * round_trips as u64, "one data frame each way per round trip");
+    assert_eq!(net.clients[0].app.confirmed, Some(round_trips as u64 - 1));
+}
+
+#[test]
 fn manual_ack_confirms_only_acked_messages() {
     let config = Config { ack_mode: AckMode::Manual, ..test_config() };
     let mut net = Net::new(config, 1, 6);

@@ -110,7 +110,10 @@ impl Session {
             wrote = true;
         }
         if wrote {
+            // The peer raises its view of our `received` to a Data frame's `ack` too, so in a
+            // conversation the data frames keep both counts told and no `Ack` frame is needed.
             self.told.acked = ack;
+            self.told.received = self.told.received.max(ack);
         }
     }
 
