@@ -107,6 +107,33 @@ fn a_conversation_needs_no_standalone_acks() {
 }
 
 #[test]
+fn an_ack_owed_at_once_is_due_now_in_poll_timeout() {
+    // An adapter whose application acks outside its driver learns from `poll_timeout` alone
+    // that the driver must run now, not after `ack_delay`.
+    let config = Config {
+        ack_mode: AckMode::Manual,
+        ack_every: 8,
+        ack_delay: Duration::from_millis(400),
+        ..test_config()
+    };
+    let mut net = Net::new(config, 1, 8);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.clients[0].app.stalled = true;
+    net.server_sends(0, 8, 10);
+    net.run_for(Duration::from_millis(50));
+    let now = net.now;
+    let s = &mut net.clients[0].session;
+    while s.poll_event().is_some() {}
+    s.ack(6).unwrap(); // 7 acked: fewer than ack_every, so the ack may wait
+    assert!(s.poll_timeout().is_some_and(|t| t > now));
+    s.ack(7).unwrap(); // 8 acked: owed at once
+    assert!(s.poll_timeout().is_some_and(|t| t <= now));
+    let writes = net.client_writes;
+    net.run_for(Duration::ZERO);
+    assert_eq!(net.client_writes, writes + 1, "the ack goes out at the next transmit");
+}
+
+#[test]
 fn manual_ack_confirms_only_acked_messages() {
     let config = Config { ack_mode: AckMode::Manual, ..test_config() };
     let mut net = Net::new(config, 1, 6);

@@ -259,8 +259,6 @@ pub(crate) struct Inner {
     now: Instant,
     /// The core deadline as of the driver's last pass: its timer wakes it by then.
     armed: Option<Instant>,
-    /// Messages and payload bytes taken from inboxes since a take last woke the driver.
-    taken_since_kick: (u64, u64),
     /// The driver has stopped (finished, or its runtime dropped it).
     driver_done: bool,
     /// Messages the application took from inboxes since the driver last looked (for tests).
@@ -348,41 +346,20 @@ impl Inner {
     }
 
     /// Acknowledges the messages up to `seq` that the application just took from `key`'s inbox
-    /// (`taken`: how many, and their payload bytes; `drained`: the inbox is now empty), unless
-    /// acks are manual, and says whether the driver must run for it.
-    ///
-    /// It must when the ack arms a core deadline earlier than the one the driver's timer waits
-    /// for (the first ack after one went out arms `ack_delay`), and often enough that an ack the
-    /// core would send at once goes out without waiting for that timer: the core does so after
-    /// `ack_every` acked messages or once half the receive window (messages or bytes) has
-    /// reopened, so the driver is woken after half of the smaller of those (counted across all
-    /// sessions, which only wakes it sooner), and whenever a take empties the inbox (a sender held
-    /// back by its own unconfirmed limit sends nothing more until this ack arrives). Otherwise the
-    /// driver's next pass or its timer sends the ack: waking it for every message taken cost a
-    /// driver pass per message.
-    fn ack_taken(
-        &mut self,
-        key: SessionId,
-        seq: u64,
-        taken: (usize, usize),
-        drained: bool,
-    ) -> Kick {
-        let (n, bytes) = taken;
+    /// (unless acks are manual), and says whether the driver must run for it: only when the ack
+    /// arms a core deadline earlier than the one the driver's timer waits for. That covers an ack
+    /// the core owes at once (after `ack_every` messages, or once half the window reopened: the
+    /// core then reports it due now) and the first ack after one went out (`ack_delay`).
+    /// Otherwise the driver's next pass or its timer sends the ack: waking it for every message
+    /// taken cost a driver pass per message.
+    fn ack_taken(&mut self, key: SessionId, seq: u64) -> Kick {
         if self.manual_ack {
             return Kick(None);
         }
         let Some(s) = self.core.session_mut(key) else { return Kick(None) };
         // Cannot fail: the messages were delivered by the core.
         let _ = s.ack(seq);
-        let earlier = s.poll_timeout().is_some_and(|t| self.armed.is_none_or(|armed| t < armed));
-        let cfg = s.config();
-        let messages = u64::from(cfg.ack_every.min(cfg.receive_window_messages / 2)) / 2;
-        self.taken_since_kick.0 += n as u64;
-        self.taken_since_kick.1 += bytes as u64;
-        let (taken, taken_bytes) = self.taken_since_kick;
-        let enough = taken >= messages.max(1) || taken_bytes >= cfg.receive_window_bytes / 4;
-        if earlier || drained || enough {
-            self.taken_since_kick = (0, 0);
+        if s.poll_timeout().is_some_and(|t| self.armed.is_none_or(|armed| t < armed)) {
             self.kick()
         } else {
             Kick(None)
@@ -591,7 +568,6 @@ impl Shared {
                 kicked: false,
                 now: clock.now(),
                 armed: None,
-                taken_since_kick: (0, 0),
                 driver_done: false,
                 taken: 0,
             }),
@@ -711,9 +687,8 @@ impl Shared {
             return Poll::Ready(None);
         };
         if let Some((seq, payload)) = slot.inbox.pop_front() {
-            let drained = slot.inbox.is_empty();
             inner.taken += 1;
-            let kick = inner.ack_taken(key, seq, (1, payload.len()), drained);
+            let kick = inner.ack_taken(key, seq);
             drop(inner);
             kick.wake();
             return Poll::Ready(Some(Message { seq, payload }));
@@ -751,12 +726,9 @@ impl Shared {
             return Poll::Pending;
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
-        let drained = slot.inbox.is_empty();
         inner.taken += n as u64;
-        let taken = &out[out.len() - n..];
-        let bytes = taken.iter().map(|m| m.payload.len()).sum();
-        let last = taken.last().map_or(0, |m| m.seq);
-        let kick = inner.ack_taken(key, last, (n, bytes), drained);
+        let last = out.last().map_or(0, |m| m.seq);
+        let kick = inner.ack_taken(key, last);
         drop(inner);
         kick.wake();
         Poll::Ready(n)

@@ -74,7 +74,7 @@ impl Session {
             Frame::Pong { token }.encode(buf);
         }
         self.write_data(now, buf, start);
-        if self.ack_due(now) || (self.close.is_closing() && self.ack_pending_since.is_some()) {
+        if self.ack_due(now) {
             let positions = self.recv.positions(&self.config);
             Frame::Ack(positions).encode(buf);
             self.told = positions;
@@ -143,20 +143,27 @@ impl Session {
         }
     }
 
-    /// A standalone ack is due: enough messages await acknowledgement, the window opened by half,
-    /// or positions have differed from what the peer knows for `ack_delay`.
+    /// A standalone ack is due: one is owed at once ([`ack_owed`](Self::ack_owed)), or positions
+    /// have differed from what the peer knows for `ack_delay`.
     fn ack_due(&self, now: Instant) -> bool {
-        let Some(since) = self.ack_pending_since else {
+        self.ack_pending_since
+            .is_some_and(|since| self.ack_owed() || now >= since + self.config.ack_delay)
+    }
+
+    /// An ack is pending and must not wait for `ack_delay`: enough messages await
+    /// acknowledgement, the window opened by half, or a close is under way.
+    pub(super) fn ack_owed(&self) -> bool {
+        if self.ack_pending_since.is_none() {
             return false;
-        };
+        }
         let p = self.recv.positions(&self.config);
         let every = u64::from(self.config.ack_every);
-        p.acked.saturating_sub(self.told.acked) >= every
+        self.close.is_closing()
+            || p.acked.saturating_sub(self.told.acked) >= every
             || p.received.saturating_sub(self.told.received) >= every
             || p.max_seq.saturating_sub(self.told.max_seq)
                 >= u64::from(self.config.receive_window_messages) / 2
             || p.max_bytes.saturating_sub(self.told.max_bytes)
                 >= self.config.receive_window_bytes / 2
-            || now >= since + self.config.ack_delay
     }
 }

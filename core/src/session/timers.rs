@@ -13,7 +13,7 @@ pub(crate) enum Timer {
     Idle,
     /// The peer's receive position must advance while messages are in flight (`ack_timeout`).
     AckProgress,
-    /// A standalone ack is due (`ack_delay`).
+    /// A standalone ack is due (`ack_delay`, or at once when one is owed).
     DelayedAck,
     /// A heartbeat is due (`heartbeat_interval`).
     Heartbeat,
@@ -53,7 +53,14 @@ impl Session {
             Timer::AckProgress => live
                 .filter(|_| self.send.has_in_flight_beyond(self.peer.received))
                 .map(|c| c.progress_since + cfg.ack_timeout),
-            Timer::DelayedAck => live.and(self.ack_pending_since).map(|t| t + cfg.ack_delay),
+            // Owed at once (by count, window or close): due since it became pending.
+            Timer::DelayedAck => live.and(self.ack_pending_since).map(|t| {
+                if self.ack_owed() {
+                    t
+                } else {
+                    t + cfg.ack_delay
+                }
+            }),
             Timer::Heartbeat => live.map(|c| c.last_send + cfg.heartbeat_interval),
             Timer::Session => self.detached_since().map(|t| t + cfg.session_timeout),
             Timer::Close => self.close.deadline,
