@@ -329,3 +329,47 @@ async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_
     })
     .await;
 }
+
+/// A send on a quiet link runs the driver's pass on the sending task. Handles used from another
+/// runtime's tasks (here: a current-thread runtime on its own thread, while both drivers run on
+/// a multi-thread runtime) must still deliver every message of a request/response exchange,
+/// confirm it, and close cleanly; and once the drivers' runtime is gone, sends fail instead of
+/// hanging.
+#[test]
+fn handles_work_from_another_runtime() {
+    let drivers =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, client) = drivers.block_on(async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        (server, client)
+    });
+    let session = drivers.block_on(server.accept()).unwrap();
+    let apps = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(within(30, async move {
+            let echo = tokio::spawn(async move {
+                while let Some(m) = session.recv().await {
+                    session.send(m.payload).await.unwrap();
+                }
+                session.ended().await
+            });
+            for i in 0..500 {
+                client.send(payload("ping", i)).await.unwrap();
+                let m = client.recv().await.unwrap();
+                assert_eq!(m.payload, payload("ping", i));
+            }
+            assert_eq!(client.close().await, End::Closed);
+            assert_eq!(echo.await.unwrap(), End::Closed);
+            client
+        }))
+    });
+    let client = apps.join().unwrap();
+    drop(server);
+    drop(drivers);
+    let after = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(within(5, client.send(Bytes::from_static(b"late"))))
+    });
+    assert!(matches!(after.join().unwrap(), Err(SendError::Ended(_))));
+}
