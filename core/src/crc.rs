@@ -14,13 +14,13 @@ pub(crate) fn checksum(data: &[u8]) -> u32 {
 
 #[cfg(feature = "std")]
 #[inline]
-fn append(crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
 #[cfg(not(feature = "std"))]
 #[inline]
-fn append(crc: u32, data: &[u8]) -> u32 {
+pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
     table::append(crc, data)
 }
 

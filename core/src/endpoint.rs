@@ -3,7 +3,7 @@
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use subtle::ConstantTimeEq;
@@ -15,7 +15,7 @@ use crate::reason::Reason;
 use crate::session::{ConnId, Session, SessionId, Transmit};
 use crate::time::{earliest, Instant};
 use crate::wire::{
-    Decoder, Frame, Hello, HelloKind, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Decoder, Frame, FrameSink, Hello, HelloKind, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 
 /// Largest frame accepted before a connection's handshake completes: a `Hello` and nothing bigger,
@@ -248,10 +248,15 @@ impl Endpoint {
             .fold(indexed, |acc, s| earliest(acc, s.poll_timeout()))
     }
 
-    /// The next output: bytes for a connection appended to `buf`, or a connection to close.
-    /// Write or close as told, clear `buf` as you like, and call again until `None`.
+    /// The next output: bytes for a connection appended to `buf` (a `BytesMut`, or any
+    /// [`FrameSink`]), or a connection to close. Write or close as told, clear `buf` as you like,
+    /// and call again until `None`.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+    pub fn poll_transmit<B: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut B,
+    ) -> Option<Transmit> {
         self.last_now = now;
         if let Some(conn) = self.rejecting.pop_front() {
             if let Some(ConnSlot::Rejecting { frame: Some(f) }) = self.conns.remove(&conn) {

@@ -38,3 +38,4 @@ pub use event::{Event, Stats, UnconfirmedMessage};
 pub use reason::Reason;
 pub use session::{ConnId, Role, Session, SessionId, SessionState, Transmit};
 pub use time::{Duration, Instant};
+pub use wire::FrameSink;

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions, Welcome};
-use tether_core::{AckMode, Config, Duration, Reason};
+use tether_core::{AckMode, Config, Duration, FrameSink, Reason};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -272,6 +272,47 @@ fn prop_codec_round_trips_in_any_chunking() {
         got == frames.into_iter().map(|f| f.0).collect::<Vec<_>>() && d.buffered() == 0
     }
     QuickCheck::new().tests(2000).quickcheck(prop as fn(Vec<AnyFrame>, Vec<u16>) -> bool);
+}
+
+/// A sink that keeps payloads by reference, as an adapter doing vectored writes does.
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl FrameSink for Pieces {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        self.pieces.push(Bytes::copy_from_slice(bytes));
+    }
+
+    fn put_payload(&mut self, payload: &Bytes) {
+        self.len += payload.len();
+        self.pieces.push(payload.clone());
+    }
+}
+
+#[test]
+fn prop_a_sink_keeping_payloads_by_reference_gets_the_same_bytes() {
+    fn prop(frames: Vec<AnyFrame>) -> bool {
+        let mut sink = Pieces::default();
+        frames.iter().for_each(|f| f.0.encode(&mut sink));
+        let joined: Vec<u8> = sink.pieces.iter().flat_map(|p| p.iter().copied()).collect();
+        // Every data payload went in as the same allocation, not a copy.
+        let by_reference = frames.iter().all(|f| match &f.0 {
+            Frame::Data { payload, .. } if !payload.is_empty() => {
+                sink.pieces.iter().any(|p| p.as_ptr() == payload.as_ptr())
+            }
+            _ => true,
+        });
+        joined == encode(&frames) && sink.len == joined.len() && by_reference
+    }
+    QuickCheck::new().tests(2000).quickcheck(prop as fn(Vec<AnyFrame>) -> bool);
 }
 
 #[test]

@@ -1,18 +1,23 @@
 //! Outgoing frames: handshake, replies, data within the peer's window, acks, heartbeats, close.
 
-use bytes::BytesMut;
-
 use super::{Role, Session, Transmit};
 use crate::time::Instant;
-use crate::wire::{self, Frame, Hello, HelloKind, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use crate::wire::{
+    self, Frame, FrameSink, Hello, HelloKind, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 
 impl Session {
-    /// Appends the frames due now to `buf` and says what to do with them; `None` when nothing is due.
+    /// Appends the frames due now to `buf` (a `BytesMut`, or any [`FrameSink`]) and says what to
+    /// do with them; `None` when nothing is due.
     ///
     /// Stops after about `Config::transmit_batch_bytes` bytes; call again until `None`. Closing
     /// requests for retired connections come first, each in its own call.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+    pub fn poll_transmit<B: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut B,
+    ) -> Option<Transmit> {
         self.last_now = now;
         if let Some(r) = self.retiring.pop_front() {
             if let Some(frame) = r.last_frame {
@@ -40,7 +45,7 @@ impl Session {
         Some(Transmit::Write(id))
     }
 
-    fn write_handshake(&mut self, buf: &mut BytesMut) {
+    fn write_handshake<B: FrameSink + ?Sized>(&mut self, buf: &mut B) {
         let positions = self.recv.positions(&self.config);
         let frame = match self.role {
             Role::Client => Frame::Hello(Hello {
@@ -69,7 +74,12 @@ impl Session {
         }
     }
 
-    fn write_established(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+    fn write_established<B: FrameSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut B,
+        start: usize,
+    ) {
         if let Some(token) = self.conn.as_mut().and_then(|c| c.pong_pending.take()) {
             Frame::Pong { token }.encode(buf);
         }
@@ -87,7 +97,7 @@ impl Session {
     }
 
     /// Data frames for unsent messages, within the peer's window and the batch size.
-    fn write_data(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+    fn write_data<B: FrameSink + ?Sized>(&mut self, now: Instant, buf: &mut B, start: usize) {
         let batch = self.config.transmit_batch_bytes as usize;
         let ack = self.recv.acked();
         let mut wrote = false;
@@ -118,7 +128,7 @@ impl Session {
     }
 
     /// A heartbeat when nothing was written for `heartbeat_interval` (and nothing in this call).
-    fn write_heartbeat(&mut self, now: Instant, buf: &mut BytesMut, start: usize) {
+    fn write_heartbeat<B: FrameSink + ?Sized>(&mut self, now: Instant, buf: &mut B, start: usize) {
         let interval = self.config.heartbeat_interval;
         let token = self.next_ping_token;
         let Some(c) = self.conn.as_mut() else { return };

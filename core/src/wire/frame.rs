@@ -2,7 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{DecodeError, Secret};
+use super::{DecodeError, FrameSink, Secret};
 use crate::crc;
 use crate::reason::Reason;
 
@@ -181,35 +181,74 @@ pub enum Frame {
 const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32 + 4;
 const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32 + 4;
 
-/// Writes one frame: length, type, the body `body` writes, then the CRC over all of it.
-#[inline]
-fn put_frame(out: &mut BytesMut, ty: FrameType, body_len: usize, body: impl FnOnce(&mut BytesMut)) {
-    let start = out.len();
-    out.reserve(super::FRAME_OVERHEAD + body_len);
-    // body_len is bounded by max_frame_size (u32) for data and small constants otherwise.
-    out.put_u32((1 + body_len) as u32);
-    out.put_u8(ty as u8);
-    body(out);
-    debug_assert_eq!(out.len() - start, 5 + body_len);
-    let crc = crc::checksum(&out[start..]);
-    out.put_u32(crc);
+/// The part of a frame before its payload (length, type, fixed fields), built on the stack.
+struct Head {
+    buf: [u8; 5 + HELLO_LEN],
+    len: usize,
 }
 
-fn put_positions(out: &mut BytesMut, p: &Positions) {
-    out.put_u64(p.received);
-    out.put_u64(p.acked);
-    out.put_u64(p.max_seq);
-    out.put_u64(p.max_bytes);
+impl Head {
+    /// A head for a frame of type `ty`; its length prefix is filled in by [`put_frame`].
+    fn new(ty: FrameType) -> Head {
+        let mut head = Head { buf: [0; 5 + HELLO_LEN], len: 4 };
+        head.put_u8(ty as u8);
+        head
+    }
+
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn put_u8(&mut self, n: u8) {
+        self.put_slice(&[n]);
+    }
+
+    fn put_u16(&mut self, n: u16) {
+        self.put_slice(&n.to_be_bytes());
+    }
+
+    fn put_u32(&mut self, n: u32) {
+        self.put_slice(&n.to_be_bytes());
+    }
+
+    fn put_u64(&mut self, n: u64) {
+        self.put_slice(&n.to_be_bytes());
+    }
+
+    fn put_positions(&mut self, p: &Positions) {
+        self.put_u64(p.received);
+        self.put_u64(p.acked);
+        self.put_u64(p.max_seq);
+        self.put_u64(p.max_bytes);
+    }
+}
+
+/// Writes one frame: `head` with its length prefix, the payload (if any), then the CRC over all
+/// of it.
+#[inline]
+fn put_frame<S: FrameSink + ?Sized>(out: &mut S, mut head: Head, payload: Option<&Bytes>) {
+    let payload_len = payload.map_or(0, |p| p.len());
+    // Bounded by max_frame_size (u32) for data and small constants otherwise.
+    let len = (head.len - 4 + payload_len) as u32;
+    head.buf[..4].copy_from_slice(&len.to_be_bytes());
+    let head = &head.buf[..head.len];
+    let mut crc = crc::checksum(head);
+    out.put(head);
+    if let Some(p) = payload {
+        crc = crc::append(crc, p);
+        out.put_payload(p);
+    }
+    out.put(&crc.to_be_bytes());
 }
 
 /// Appends a data frame for `payload` without building a [`Frame`] (the hot path).
 #[inline]
-pub(crate) fn encode_data(out: &mut BytesMut, seq: u64, ack: u64, payload: &[u8]) {
-    put_frame(out, FrameType::Data, 16 + payload.len(), |out| {
-        out.put_u64(seq);
-        out.put_u64(ack);
-        out.put_slice(payload);
-    });
+pub(crate) fn encode_data<S: FrameSink + ?Sized>(out: &mut S, seq: u64, ack: u64, payload: &Bytes) {
+    let mut head = Head::new(FrameType::Data);
+    head.put_u64(seq);
+    head.put_u64(ack);
+    put_frame(out, head, Some(payload));
 }
 
 impl Frame {
@@ -231,45 +270,40 @@ impl Frame {
         }
     }
 
-    /// Appends the frame's bytes (length, type, body, CRC) to `out`.
-    pub fn encode(&self, out: &mut BytesMut) {
-        let ty = self.frame_type();
+    /// Appends the frame's bytes (length, type, body, CRC) to `out` (e.g. a `BytesMut`).
+    pub fn encode<S: FrameSink + ?Sized>(&self, out: &mut S) {
+        let mut head = Head::new(self.frame_type());
         match self {
-            Frame::Hello(h) => put_frame(out, ty, HELLO_LEN, |o| {
-                o.put_u16(h.min_version);
-                o.put_u16(h.max_version);
-                o.put_u8(h.kind as u8);
-                o.put_u64(h.session_id);
-                o.put_slice(&h.secret);
-                put_positions(o, &h.positions);
-                o.put_u32(h.max_message_size);
-            }),
-            Frame::Welcome(w) => put_frame(out, ty, WELCOME_LEN, |o| {
-                o.put_u16(w.version);
-                o.put_u8(u8::from(w.resumed));
-                o.put_u64(w.session_id);
-                o.put_slice(&w.secret);
-                put_positions(o, &w.positions);
-                o.put_u32(w.max_message_size);
-            }),
-            Frame::Reject { reason, min_version, max_version } => put_frame(out, ty, 5, |o| {
-                o.put_u8(reason.code());
-                o.put_u16(*min_version);
-                o.put_u16(*max_version);
-            }),
-            Frame::Data { seq, ack, payload } => encode_data(out, *seq, *ack, payload),
-            Frame::Ack(p) => put_frame(out, ty, 32, |o| put_positions(o, p)),
-            Frame::Ping { token } | Frame::Pong { token } => {
-                put_frame(out, ty, 8, |o| o.put_u64(*token))
+            Frame::Hello(h) => {
+                head.put_u16(h.min_version);
+                head.put_u16(h.max_version);
+                head.put_u8(h.kind as u8);
+                head.put_u64(h.session_id);
+                head.put_slice(&h.secret);
+                head.put_positions(&h.positions);
+                head.put_u32(h.max_message_size);
             }
-            Frame::Close { final_seq } | Frame::CloseAck { final_seq } => {
-                put_frame(out, ty, 8, |o| o.put_u64(*final_seq))
+            Frame::Welcome(w) => {
+                head.put_u16(w.version);
+                head.put_u8(u8::from(w.resumed));
+                head.put_u64(w.session_id);
+                head.put_slice(&w.secret);
+                head.put_positions(&w.positions);
+                head.put_u32(w.max_message_size);
             }
-            Frame::CloseDone => put_frame(out, ty, 0, |_| {}),
-            Frame::Abort { reason } | Frame::ConnClose { reason } => {
-                put_frame(out, ty, 1, |o| o.put_u8(reason.code()))
+            Frame::Reject { reason, min_version, max_version } => {
+                head.put_u8(reason.code());
+                head.put_u16(*min_version);
+                head.put_u16(*max_version);
             }
+            Frame::Data { seq, ack, payload } => return encode_data(out, *seq, *ack, payload),
+            Frame::Ack(p) => head.put_positions(p),
+            Frame::Ping { token } | Frame::Pong { token } => head.put_u64(*token),
+            Frame::Close { final_seq } | Frame::CloseAck { final_seq } => head.put_u64(*final_seq),
+            Frame::CloseDone => {}
+            Frame::Abort { reason } | Frame::ConnClose { reason } => head.put_u8(reason.code()),
         }
+        put_frame(out, head, None);
     }
 
     /// Parses a whole frame (length prefix through CRC) whose length was already checked.

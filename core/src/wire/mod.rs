@@ -5,10 +5,12 @@
 
 mod decoder;
 mod frame;
+mod sink;
 
 pub use decoder::{DecodeError, Decoder};
 pub(crate) use frame::encode_data;
 pub use frame::{tests_support, Frame, FrameType, Hello, HelloKind, Positions, Welcome};
+pub use sink::FrameSink;
 
 /// Protocol version this build speaks best.
 pub const PROTOCOL_VERSION: u16 = 1;
