@@ -81,7 +81,8 @@ async fn batches_keep_order_backpressure_and_unsent_messages() {
         // Once closing, the first message comes back in the error and the rest stay queued.
         let closer = client.clone();
         let closing = tokio::spawn(async move { closer.close().await });
-        while client.try_send(payload("late", 0)).is_ok() {
+        // (Until the close has started: backpressure can come first, as nobody reads.)
+        while !matches!(client.try_send(payload("late", 0)), Err(SendError::Closing(_))) {
             tokio::task::yield_now().await;
         }
         let mut late: VecDeque<Bytes> = (0..3).map(|i| payload("late", i)).collect();
