@@ -12,14 +12,15 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration as StdDuration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tether_core::{ConnId, Instant, Transmit};
+use bytes::Bytes;
+use tether_core::{ConnId, FrameSink, Instant, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
 use crate::read_buf::ReadBuf;
 use crate::shared::{Core, Inner, Shared};
 use crate::sync::Arc;
+use crate::write_queue::WriteQueue;
 
 /// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -49,7 +50,7 @@ const PASSES_PER_POLL: usize = 32;
 /// One transport connection.
 struct ConnIo {
     stream: BoxStream,
-    wbuf: BytesMut,
+    wbuf: WriteQueue,
     /// Written since the last flush.
     unflushed: bool,
     /// The core closed it: flush, shut down, wait for EOF until this deadline, then drop.
@@ -59,7 +60,13 @@ struct ConnIo {
 
 impl ConnIo {
     fn new(stream: BoxStream) -> ConnIo {
-        ConnIo { stream, wbuf: BytesMut::new(), unflushed: false, closing: None, shut_down: false }
+        ConnIo {
+            stream,
+            wbuf: WriteQueue::default(),
+            unflushed: false,
+            closing: None,
+            shut_down: false,
+        }
     }
 }
 
@@ -96,7 +103,7 @@ pub(crate) struct Driver {
     next_conn: u64,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
-    scratch: BytesMut,
+    scratch: WriteQueue,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
     /// Draining stopped because a write buffer was full.
@@ -114,7 +121,7 @@ impl Driver {
             next_conn: 0,
             sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
             sleep_at: None,
-            scratch: BytesMut::new(),
+            scratch: WriteQueue::default(),
             io: Vec::new(),
             wake: Vec::new(),
             capped: false,
@@ -233,11 +240,8 @@ impl Driver {
             let before = c.wbuf.len();
             let mut failed = false;
             while !c.wbuf.is_empty() {
-                match Pin::new(&mut c.stream).poll_write(cx, &c.wbuf) {
-                    Poll::Ready(Ok(n)) if n > 0 => {
-                        c.wbuf.advance(n);
-                        c.unflushed = true;
-                    }
+                match c.wbuf.poll_write(&mut *c.stream, cx) {
+                    Poll::Ready(Ok(n)) if n > 0 => c.unflushed = true,
                     Poll::Ready(result) => {
                         if let Err(e) = result {
                             tracing::debug!(conn = id.0, error = %e, "write failed");
@@ -415,7 +419,7 @@ impl Driver {
 fn pull_transmits(
     inner: &mut Inner,
     conns: &mut BTreeMap<ConnId, ConnIo>,
-    scratch: &mut BytesMut,
+    scratch: &mut WriteQueue,
     now: Instant,
     cap: usize,
 ) -> (bool, bool) {
@@ -432,14 +436,7 @@ fn pull_transmits(
             bytes.clear();
             return true;
         };
-        if c.wbuf.is_empty() {
-            // No copy: the encoded frames become the write buffer, and the old (empty) write
-            // buffer's memory is reused for the next transmit.
-            std::mem::swap(&mut c.wbuf, bytes);
-        } else {
-            c.wbuf.extend_from_slice(bytes);
-        }
-        bytes.clear();
+        c.wbuf.append(bytes);
         if let Transmit::Close(_) = t {
             tracing::debug!(conn = id.0, "closing connection");
             c.closing = Some(now + LINGER);

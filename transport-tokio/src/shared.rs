@@ -15,10 +15,10 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tether_core::{
-    AckError, Endpoint, Event, Instant, Reason, SendError, SessionId, SessionState, Stats,
-    Transmit, UnconfirmedMessage,
+    AckError, Endpoint, Event, FrameSink, Instant, Reason, SendError, SessionId, SessionState,
+    Stats, Transmit, UnconfirmedMessage,
 };
 
 use crate::driver::DriverCell;
@@ -155,7 +155,7 @@ impl Core {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+    fn poll_transmit<B: FrameSink>(&mut self, now: Instant, buf: &mut B) -> Option<Transmit> {
         match self {
             Core::Client(s) => s.poll_transmit(now, buf),
             Core::Server(e) => e.poll_transmit(now, buf),
@@ -417,12 +417,12 @@ impl Inner {
 
     /// Drains the core's transmits while `out` returns true (false: the adapter's write buffers
     /// are full; the core keeps the rest until the next pass). Each transmit's bytes are all of
-    /// `buf`, which `out` must take (e.g. by swapping it with an empty write buffer) or clear.
-    pub(crate) fn drain_transmits(
+    /// `buf`, which `out` must take (e.g. by appending it to a write queue) or clear.
+    pub(crate) fn drain_transmits<B: FrameSink>(
         &mut self,
         now: Instant,
-        buf: &mut BytesMut,
-        mut out: impl FnMut(Transmit, &mut BytesMut) -> bool,
+        buf: &mut B,
+        mut out: impl FnMut(Transmit, &mut B) -> bool,
     ) {
         debug_assert!(buf.is_empty());
         while let Some(t) = self.core.poll_transmit(now, buf) {
