@@ -5,8 +5,9 @@ use std::io;
 
 use tether_core::{AckMode, Config};
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tracing::Instrument;
 
-use crate::driver::{AsyncStream, BoxConnect, BoxStream, Driver, DriverTask, Source};
+use crate::driver::{AsyncStream, BoxConnect, BoxStream, Driver, Source};
 use crate::handle::Session;
 use crate::shared::{Clock, Core, Shared, Slot, CLIENT_KEY};
 use crate::socket::configure_tcp;
@@ -94,7 +95,6 @@ pub fn start<C: Connector>(mut connector: C, config: Config) -> Result<Session, 
         Box::pin(async move { fut.await.map(|s| Box::new(s) as BoxStream) })
     });
     let source = Source::Client { connect, connecting: None, timeout };
-    let driver = Driver::new(&shared, source);
-    tokio::spawn(DriverTask::new(shared.clone(), driver, span));
+    tokio::spawn(Driver::new(shared.clone(), source).instrument(span));
     Ok(Session::new(shared, CLIENT_KEY))
 }

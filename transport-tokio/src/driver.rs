@@ -92,10 +92,9 @@ enum Pass {
     Done,
 }
 
-/// The driver's state: connections, buffers and the timer. It lives in [`Shared`]'s
-/// [`DriverCell`], so that a handle's task can run a pass itself when the driver is idle
-/// ([`Shared::pass_here`]); the spawned [`DriverTask`] runs every other pass.
+/// The driver future; spawn it.
 pub(crate) struct Driver {
+    shared: Arc<Shared>,
     source: Source,
     conns: BTreeMap<ConnId, ConnIo>,
     /// Where every connection's reads go.
@@ -112,9 +111,10 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(shared: &Shared, source: Source) -> Driver {
+    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
         let receive_window = shared.lock().core.config().receive_window_bytes;
         Driver {
+            shared,
             source,
             conns: BTreeMap::new(),
             rbuf: ReadBuf::new(receive_window),
@@ -283,12 +283,12 @@ impl Driver {
     }
 
     /// One pass: I/O in, the core, I/O out, the timer.
-    fn pass(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Pass {
-        let now = shared.clock.now();
+    fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
+        let now = self.shared.clock.now();
         let mut again = self.poll_sources(cx, now);
         again |= self.poll_reads(cx);
 
-        let mut inner = shared.lock();
+        let mut inner = self.shared.lock();
         let now = inner.advance(now);
         inner.begin_pass(cx.waker());
         feed(&mut inner, &mut self.io, now);
@@ -343,7 +343,7 @@ impl Driver {
             }
         }
 
-        again |= self.arm_timer(shared, cx, now, deadline, timed_out && !again);
+        again |= self.arm_timer(cx, now, deadline, timed_out && !again);
         if again {
             Pass::Again
         } else {
@@ -371,7 +371,6 @@ impl Driver {
     /// (no spinning on a core that asks to be woken in the past).
     fn arm_timer(
         &mut self,
-        shared: &Shared,
         cx: &mut Context<'_>,
         now: Instant,
         deadline: Option<Instant>,
@@ -393,7 +392,7 @@ impl Driver {
         if next.is_some_and(|t| self.sleep_at.is_none_or(|armed| t < armed)) {
             self.sleep_at = next;
             if let Some(t) = next {
-                let at = tokio::time::Instant::from_std(shared.clock.to_std(t));
+                let at = tokio::time::Instant::from_std(self.shared.clock.to_std(t));
                 self.sleep.as_mut().reset(at);
             }
         }
@@ -475,15 +474,15 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-impl Driver {
-    /// Runs passes until the driver is idle (`Pending`) or finished (`Ready`), yielding to the
-    /// runtime after `PASSES_PER_POLL` of them.
-    fn run(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.finished && self.conns.is_empty() {
             return Poll::Ready(());
         }
         for _ in 0..PASSES_PER_POLL {
-            match self.pass(shared, cx) {
+            match self.pass(cx) {
                 Pass::Again => {}
                 Pass::Idle => return Poll::Pending,
                 Pass::Done => {
@@ -497,73 +496,8 @@ impl Driver {
     }
 }
 
-/// Where the [`Driver`] lives: taken by the driver task for each poll, or by a handle's task
-/// for one pass when the driver is idle. Empty once the driver has finished or was dropped.
-#[derive(Default)]
-pub(crate) struct DriverCell(std::sync::Mutex<Option<(Driver, tracing::Span)>>);
-
-impl DriverCell {
-    /// The driver and the span every pass runs in, wherever it runs.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Driver, tracing::Span)>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// One pass on the calling task, with the driver's `waker` registered for everything it
-    /// waits on, if no other task is running the driver; true if it ran and left nothing for
-    /// the driver task to do.
-    pub(crate) fn pass_here(&self, shared: &Shared, waker: &Waker) -> bool {
-        let Ok(mut cell) = self.0.try_lock() else { return false };
-        let Some((driver, span)) = cell.as_mut() else { return false };
-        let _span = span.enter();
-        matches!(driver.pass(shared, &mut Context::from_waker(waker)), Pass::Idle)
-    }
-}
-
-impl std::fmt::Debug for DriverCell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DriverCell")
-    }
-}
-
-/// The spawned driver task: runs the [`Driver`] in `shared` until it finishes.
-pub(crate) struct DriverTask {
-    shared: Arc<Shared>,
-}
-
-impl DriverTask {
-    /// Puts `driver` in `shared` and returns the task to spawn for it.
-    pub(crate) fn new(shared: Arc<Shared>, driver: Driver, span: tracing::Span) -> DriverTask {
-        *shared.driver.lock() = Some((driver, span));
-        DriverTask { shared }
-    }
-}
-
-impl Future for DriverTask {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let shared = &*self.shared;
-        // Waits while a handle's task runs a pass (one pass: bounded work), so no wake-up that
-        // arrived meanwhile is lost.
-        let mut cell = shared.driver.lock();
-        let Some((driver, span)) = cell.as_mut() else { return Poll::Ready(()) };
-        let entered = span.enter();
-        let poll = driver.run(shared, cx);
-        drop(entered);
-        if poll.is_ready() {
-            // Dropping the driver closes its remaining connections.
-            *cell = None;
-        }
-        poll
-    }
-}
-
-impl Drop for DriverTask {
+impl Drop for Driver {
     fn drop(&mut self) {
-        // Closes the connections (if the runtime dropped the task before it finished) and
-        // breaks the cycle `Shared` -> driver -> task.
-        let driver = self.shared.driver.lock().take();
-        drop(driver);
         let mut wake = Vec::new();
         self.shared.lock().driver_stopped(&mut wake);
         for w in wake {

@@ -6,8 +6,9 @@ use std::task::{Context, Poll};
 
 use tether_core::{AckMode, Config, Endpoint};
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tracing::Instrument;
 
-use crate::driver::{AcceptFn, AsyncStream, BoxStream, Driver, DriverTask, Source};
+use crate::driver::{AcceptFn, AsyncStream, BoxStream, Driver, Source};
 use crate::handle::Session;
 use crate::shared::{Clock, Core, Shared};
 use crate::socket::configure_tcp;
@@ -93,8 +94,7 @@ impl Server {
         let shared = Shared::new(Core::Server(Box::new(endpoint)), manual, clock);
         let span = tracing::info_span!("tether_server");
         let source = Source::Server { accept, paused_until: None };
-        let driver = Driver::new(&shared, source);
-        tokio::spawn(DriverTask::new(shared.clone(), driver, span));
+        tokio::spawn(Driver::new(shared.clone(), source).instrument(span));
         Ok(Server { shared, local_addr: None })
     }
 

@@ -21,7 +21,6 @@ use tether_core::{
     Stats, Transmit, UnconfirmedMessage,
 };
 
-use crate::driver::DriverCell;
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
@@ -266,13 +265,11 @@ pub(crate) struct Inner {
     pub(crate) taken: u64,
 }
 
-/// The state shared by handles and the driver, plus the clock both read and the driver itself.
+/// The state shared by handles and the driver, plus the clock both read.
 #[derive(Debug)]
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) clock: Clock,
-    /// The driver's state, for the driver task and for a pass run by a handle's task.
-    pub(crate) driver: DriverCell,
 }
 
 /// Maps the monotonic clock onto the core's [`Instant`] (nanoseconds since the adapter started).
@@ -367,13 +364,6 @@ impl Inner {
         } else {
             Kick(None)
         }
-    }
-
-    /// The message just sent on `key` is its only unconfirmed one: the link was quiet, so it
-    /// is worth writing at once (a stream's later messages go through the driver task, which
-    /// writes many per pass).
-    fn only_unconfirmed(&self, key: SessionId) -> bool {
-        self.core.session(key).is_some_and(|s| s.stats().unconfirmed_messages == 1)
     }
 
     /// Wakes `cx` when confirmations free room in `key`'s unconfirmed buffer.
@@ -582,7 +572,6 @@ impl Shared {
                 taken: 0,
             }),
             clock,
-            driver: DriverCell::default(),
         })
     }
 
@@ -607,16 +596,6 @@ impl Shared {
 
     // ----- handle side -----
 
-    /// Runs the driver pass that `kick` asks for on the calling task if the driver is idle (the
-    /// frame is written before `send` returns, without a hop to the driver task and back), and
-    /// wakes the driver task if that was not possible or left work for it.
-    fn pass_here(&self, kick: Kick) {
-        let Some(waker) = kick.0 else { return };
-        if !self.driver.pass_here(self, &waker) {
-            waker.wake();
-        }
-    }
-
     /// Sends `payload` (taken from the option) or, on backpressure, puts it back and registers
     /// `cx` (if any) to be woken when confirmations arrive.
     pub(crate) fn poll_send(
@@ -632,13 +611,8 @@ impl Shared {
         match inner.send(key, p) {
             Ok(seq) => {
                 let kick = inner.kick();
-                let quiet = cx.is_some() && inner.only_unconfirmed(key);
                 drop(inner);
-                if quiet {
-                    self.pass_here(kick);
-                } else {
-                    kick.wake();
-                }
+                kick.wake();
                 Poll::Ready(Ok(seq))
             }
             Err(SendError::Backpressure(p)) if cx.is_some() => {

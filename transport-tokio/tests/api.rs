@@ -331,11 +331,10 @@ async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_
     .await;
 }
 
-/// A send on a quiet link runs the driver's pass on the sending task. Handles used from another
-/// runtime's tasks (here: a current-thread runtime on its own thread, while both drivers run on
-/// a multi-thread runtime) must still deliver every message of a request/response exchange,
-/// confirm it, and close cleanly; and once the drivers' runtime is gone, sends fail instead of
-/// hanging.
+/// Handles used from another runtime's tasks (here: a current-thread runtime on its own thread,
+/// while both drivers run on a multi-thread runtime) deliver every message of a request/response
+/// exchange, confirm it, and close cleanly; once the drivers' runtime is gone, sends fail
+/// instead of hanging.
 #[test]
 fn handles_work_from_another_runtime() {
     let drivers =
