@@ -181,16 +181,29 @@ pub enum Frame {
 const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32 + 4;
 const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32 + 4;
 
-/// The part of a frame before its payload (length, type, fixed fields), built on the stack.
+/// The part of a frame before its payload (length, type, fixed fields), built on the stack; a
+/// small payload and the CRC join it there, so a small frame reaches the sink in one piece.
 struct Head {
-    buf: [u8; 5 + HELLO_LEN],
+    buf: [u8; HEAD_CAPACITY],
     len: usize,
 }
+
+/// Room for the largest head (a `Hello`), or a data frame's head with a payload of up to
+/// `INLINE_PAYLOAD_MAX` bytes, plus the CRC.
+const HEAD_CAPACITY: usize = {
+    let data = 5 + 16 + super::INLINE_PAYLOAD_MAX + 4;
+    let hello = 5 + HELLO_LEN + 4;
+    if data > hello {
+        data
+    } else {
+        hello
+    }
+};
 
 impl Head {
     /// A head for a frame of type `ty`; its length prefix is filled in by [`put_frame`].
     fn new(ty: FrameType) -> Head {
-        let mut head = Head { buf: [0; 5 + HELLO_LEN], len: 4 };
+        let mut head = Head { buf: [0; HEAD_CAPACITY], len: 4 };
         head.put_u8(ty as u8);
         head
     }
@@ -225,20 +238,29 @@ impl Head {
 }
 
 /// Writes one frame: `head` with its length prefix, the payload (if any), then the CRC over all
-/// of it.
+/// of it. A payload of up to `INLINE_PAYLOAD_MAX` bytes is copied into the head, and the frame
+/// goes to the sink in one piece; a larger one goes through [`FrameSink::put_payload`].
 #[inline]
 fn put_frame<S: FrameSink + ?Sized>(out: &mut S, mut head: Head, payload: Option<&Bytes>) {
+    let payload = match payload {
+        Some(p) if p.len() <= super::INLINE_PAYLOAD_MAX => {
+            head.put_slice(p);
+            None
+        }
+        other => other,
+    };
     let payload_len = payload.map_or(0, |p| p.len());
     // Bounded by max_frame_size (u32) for data and small constants otherwise.
     let len = (head.len - 4 + payload_len) as u32;
     head.buf[..4].copy_from_slice(&len.to_be_bytes());
-    let head = &head.buf[..head.len];
-    let mut crc = crc::checksum(head);
-    out.put(head);
-    if let Some(p) = payload {
-        crc = crc::append(crc, p);
-        out.put_payload(p);
-    }
+    let mut crc = crc::checksum(&head.buf[..head.len]);
+    let Some(p) = payload else {
+        head.put_u32(crc);
+        return out.put(&head.buf[..head.len]);
+    };
+    out.put(&head.buf[..head.len]);
+    crc = crc::append(crc, p);
+    out.put_payload(p);
     out.put(&crc.to_be_bytes());
 }
 

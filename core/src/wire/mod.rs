@@ -23,6 +23,9 @@ pub const DATA_OVERHEAD: usize = FRAME_OVERHEAD + 16;
 /// Length field (type byte plus body) of the largest control frame (`Hello`): `max_frame_size` must
 /// be at least this.
 pub const MAX_CONTROL_FRAME_LEN: u32 = 1 + 65;
+/// Data payloads up to this size are copied into the frame by the encoder; larger ones are handed
+/// to [`FrameSink::put_payload`], which may keep them by reference.
+pub const INLINE_PAYLOAD_MAX: usize = 128;
 /// Length field of a data frame minus its payload (type byte, sequence number, ack).
 pub const DATA_FRAME_LEN: u32 = 1 + 16;
 /// A resume secret: 128 bits issued by the server at session start.

@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 /// them with a vectored write.
 ///
 /// The core appends each frame in pieces, in order: the bytes before a data frame's payload, the
-/// payload, then the bytes after it (a control frame has no payload piece). What the sink holds
-/// must be exactly the pieces concatenated, in the order they came.
+/// payload, then the bytes after it; a control frame, or a data frame whose payload is at most
+/// [`INLINE_PAYLOAD_MAX`](super::INLINE_PAYLOAD_MAX) bytes, comes as one piece. What the sink
+/// holds must be exactly the pieces concatenated, in the order they came.
 pub trait FrameSink {
     /// Bytes appended so far (the core bounds a batch by it, and compares it before and after
     /// to see whether it wrote anything).
