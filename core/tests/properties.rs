@@ -316,6 +316,42 @@ fn prop_a_sink_keeping_payloads_by_reference_gets_the_same_bytes() {
     QuickCheck::new().rng(Gen::new(600)).tests(500).quickcheck(prop as fn(Vec<AnyFrame>) -> bool);
 }
 
+/// Data frames around the inline limit and above a typical adapter's by-reference threshold:
+/// one piece up to `INLINE_PAYLOAD_MAX`, three above (the CRC computed across the pieces), the
+/// same bytes as a `BytesMut` gets, and every frame decodes (its CRC checks).
+#[test]
+fn frames_encoded_in_pieces_decode() {
+    let m = INLINE_PAYLOAD_MAX;
+    let sizes = [0, 1, m - 1, m, m + 1, 8191, 8192, 70_000];
+    let frames: Vec<Frame> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| Frame::Data {
+            seq: i as u64,
+            ack: 7,
+            payload: (0..n).map(|k| (k * 31 + i) as u8).collect(),
+        })
+        .collect();
+    let mut sink = Pieces::default();
+    let mut flat = BytesMut::new();
+    for (f, &n) in frames.iter().zip(&sizes) {
+        let before = sink.pieces.len();
+        f.encode(&mut sink);
+        f.encode(&mut flat);
+        let pieces = if n <= m { 1 } else { 3 };
+        assert_eq!(sink.pieces.len() - before, pieces, "{n} B");
+    }
+    let joined: Vec<u8> = sink.pieces.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(joined, &flat[..]);
+    let mut d = Decoder::new(1 << 20);
+    d.push(Bytes::from(joined));
+    let mut got = Vec::new();
+    while let Some(f) = d.next_frame().unwrap() {
+        got.push(f);
+    }
+    assert_eq!(got, frames);
+}
+
 #[test]
 fn prop_random_bytes_never_panic_and_respect_the_limit() {
     fn prop(chunks: Vec<Vec<u8>>) -> bool {

@@ -20,7 +20,8 @@ const MAX_SLICES: usize = 32;
 
 /// Frames waiting to be written: sealed `pieces`, oldest first, then `tail`, which small frames
 /// and the bytes around large payloads are copied into. What [`poll_write`](Self::poll_write)
-/// writes is exactly what was put, in order.
+/// writes is exactly what was put, in order; to a stream without vectored writes it writes one
+/// contiguous copy, as a plain write buffer would.
 #[derive(Debug, Default)]
 pub(crate) struct WriteQueue {
     pieces: VecDeque<Bytes>,
@@ -84,6 +85,11 @@ impl WriteQueue {
         stream: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
+        if !self.pieces.is_empty() && !stream.is_write_vectored() {
+            // Such a stream writes the first slice only: a frame's head, then its payload, then
+            // its CRC would each become a write of their own (tiny segments, tiny TLS records).
+            self.flatten();
+        }
         let n = if self.pieces.is_empty() {
             std::task::ready!(Pin::new(stream).poll_write(cx, &self.tail))?
         } else {
@@ -101,6 +107,16 @@ impl WriteQueue {
         };
         self.advance(n);
         Poll::Ready(Ok(n))
+    }
+
+    /// Copies every piece, then the tail, into one contiguous tail.
+    fn flatten(&mut self) {
+        let mut flat = BytesMut::with_capacity(self.len);
+        for piece in self.pieces.drain(..) {
+            flat.extend_from_slice(&piece);
+        }
+        flat.extend_from_slice(&self.tail);
+        self.tail = flat;
     }
 
     /// Removes the first `n` bytes (written).
@@ -207,6 +223,51 @@ mod tests {
             assert_eq!(q.len(), expected.len());
             assert_eq!(drain(&mut q, max), expected, "max {max}");
         }
+    }
+
+    /// A stream without vectored writes (tokio's `DuplexStream`, many TLS wrappers): the default
+    /// `poll_write_vectored` writes the first slice only.
+    struct Plain {
+        writes: Vec<usize>,
+    }
+
+    impl AsyncWrite for Plain {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Two large frames queued for a stream without vectored writes go out in one write, not as
+    /// five (head, payload, CRC + head, payload, CRC).
+    #[test]
+    fn a_stream_without_vectored_writes_gets_one_contiguous_write() {
+        let big = Bytes::from(vec![7u8; BY_REFERENCE + 808]);
+        let mut q = WriteQueue::default();
+        for _ in 0..2 {
+            q.put(&[1u8; 21]);
+            q.put_payload(&big);
+            q.put(&[2u8; 4]);
+        }
+        let total = q.len();
+        let mut w = Plain { writes: Vec::new() };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while !q.is_empty() {
+            let Poll::Ready(Ok(_)) = q.poll_write(&mut w, &mut cx) else { panic!("stalled") };
+        }
+        assert_eq!(w.writes, [total]);
     }
 
     #[test]

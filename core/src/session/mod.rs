@@ -171,7 +171,8 @@ pub struct Session {
     pub(crate) closed_cleanly: bool,
     /// What the peer last told us about its receiving side.
     pub(crate) peer: Positions,
-    /// What we last told the peer in an `Ack` frame (data frames carry `acked` only).
+    /// What the peer knows of our positions: all four from our last `Ack` or handshake frame;
+    /// `acked` (and `received`, up to it) also from the `ack` of our last `Data` frame.
     pub(crate) told: Positions,
     /// Since when our positions differ from `told` (the delayed-ack clock).
     pub(crate) ack_pending_since: Option<Instant>,

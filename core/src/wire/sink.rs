@@ -12,8 +12,10 @@ use bytes::{Bytes, BytesMut};
 /// [`INLINE_PAYLOAD_MAX`](super::INLINE_PAYLOAD_MAX) bytes, comes as one piece. What the sink
 /// holds must be exactly the pieces concatenated, in the order they came.
 pub trait FrameSink {
-    /// Bytes appended so far (the core bounds a batch by it, and compares it before and after
-    /// to see whether it wrote anything).
+    /// Bytes held. Each `put` and `put_payload` must raise it by exactly the length appended:
+    /// the core bounds a batch by it and compares it before and after a `poll_transmit` to see
+    /// whether it wrote anything (a sink that under-reports would lose frames). A sink may lower
+    /// it as it writes bytes out, between calls.
     fn len(&self) -> usize;
 
     /// True if nothing was appended.
