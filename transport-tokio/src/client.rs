@@ -95,6 +95,7 @@ pub fn start<C: Connector>(mut connector: C, config: Config) -> Result<Session, 
         Box::pin(async move { fut.await.map(|s| Box::new(s) as BoxStream) })
     });
     let source = Source::Client { connect, connecting: None, timeout };
-    tokio::spawn(Driver::new(shared.clone(), source).instrument(span));
+    let driver = Driver::new(shared.clone(), source).map_err(Error::Io)?;
+    tokio::spawn(driver.instrument(span));
     Ok(Session::new(shared, CLIENT_KEY))
 }

@@ -15,11 +15,11 @@ use std::time::Duration as StdDuration;
 use bytes::Bytes;
 use tether_core::{ConnId, FrameSink, Instant, Transmit};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::time::Sleep;
 
 use crate::read_buf::ReadBuf;
 use crate::shared::{Core, Inner, Shared};
 use crate::sync::Arc;
+use crate::timer::Timer;
 use crate::write_queue::WriteQueue;
 
 /// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
@@ -100,8 +100,9 @@ pub(crate) struct Driver {
     /// Where every connection's reads go.
     rbuf: ReadBuf,
     next_conn: u64,
-    sleep: Pin<Box<Sleep>>,
-    sleep_at: Option<Instant>,
+    timer: Timer,
+    /// What `timer` is armed for.
+    timer_at: Option<Instant>,
     scratch: WriteQueue,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
@@ -111,22 +112,24 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
+    /// A driver for `shared`. Fails only if the timer thread cannot be started.
+    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> io::Result<Driver> {
         let receive_window = shared.lock().core.config().receive_window_bytes;
-        Driver {
+        let timer = Timer::new()?;
+        Ok(Driver {
             shared,
             source,
             conns: BTreeMap::new(),
             rbuf: ReadBuf::new(receive_window),
             next_conn: 0,
-            sleep: Box::pin(tokio::time::sleep(StdDuration::ZERO)),
-            sleep_at: None,
+            timer,
+            timer_at: None,
             scratch: WriteQueue::default(),
             io: Vec::new(),
             wake: Vec::new(),
             capped: false,
             finished: false,
-        }
+        })
     }
 
     fn new_conn(&mut self, stream: BoxStream) -> ConnId {
@@ -387,20 +390,14 @@ impl Driver {
             next = Some(now + StdDuration::from_millis(1));
         }
         // The timer is only ever moved earlier. Most passes move the core's deadline later (every
-        // write pushes the heartbeat back), and re-arming a runtime timer costs a lock and a wheel
-        // update; a timer left early just wakes the driver once, and that pass arms the next one.
-        if next.is_some_and(|t| self.sleep_at.is_none_or(|armed| t < armed)) {
-            self.sleep_at = next;
-            if let Some(t) = next {
-                let at = tokio::time::Instant::from_std(self.shared.clock.to_std(t));
-                self.sleep.as_mut().reset(at);
-            }
+        // write pushes the heartbeat back), and re-arming costs two locks; a timer left early
+        // just wakes the driver once, and that pass arms the next one.
+        if let Some(t) = next.filter(|&t| self.timer_at.is_none_or(|armed| t < armed)) {
+            self.timer_at = Some(t);
+            self.timer.arm(self.shared.clock.to_std(t), cx.waker());
         }
-        // Polled on every pass, not only after a reset: a poll made when the task's cooperative
-        // budget is used up returns Pending without registering the waker (tokio's coop), and a
-        // timer that was never registered would fire without waking the driver.
-        if self.sleep_at.is_some() && self.sleep.as_mut().poll(cx).is_ready() {
-            self.sleep_at = None;
+        if self.timer_at.is_some() && self.timer.poll_fired(cx.waker()) {
+            self.timer_at = None;
             return true;
         }
         false

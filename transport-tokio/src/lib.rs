@@ -47,6 +47,7 @@ mod server;
 mod shared;
 mod socket;
 mod sync;
+mod timer;
 mod write_queue;
 
 pub use client::{connect, connect_with, start, Connector};

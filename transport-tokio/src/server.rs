@@ -94,7 +94,8 @@ impl Server {
         let shared = Shared::new(Core::Server(Box::new(endpoint)), manual, clock);
         let span = tracing::info_span!("tether_server");
         let source = Source::Server { accept, paused_until: None };
-        tokio::spawn(Driver::new(shared.clone(), source).instrument(span));
+        let driver = Driver::new(shared.clone(), source).map_err(Error::Io)?;
+        tokio::spawn(driver.instrument(span));
         Ok(Server { shared, local_addr: None })
     }
 
