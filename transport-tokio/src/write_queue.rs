@@ -25,33 +25,34 @@ const MAX_SLICES: usize = 32;
 #[derive(Debug, Default)]
 pub(crate) struct WriteQueue {
     pieces: VecDeque<Bytes>,
+    /// Bytes in `pieces`.
+    pieces_len: usize,
     tail: BytesMut,
-    len: usize,
 }
 
 impl FrameSink for WriteQueue {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
-        self.len += bytes.len();
+    fn bytes(&mut self) -> &mut BytesMut {
+        &mut self.tail
     }
 
     fn put_payload(&mut self, payload: &Bytes) {
         if payload.len() < BY_REFERENCE {
-            return self.put(payload);
+            return self.tail.extend_from_slice(payload);
         }
         self.seal_tail();
+        self.pieces_len += payload.len();
         self.pieces.push_back(payload.clone());
-        self.len += payload.len();
+    }
+
+    fn len(&self) -> usize {
+        self.pieces_len + self.tail.len()
     }
 }
 
 impl WriteQueue {
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
+            self.pieces_len += self.tail.len();
             self.pieces.push_back(self.tail.split().freeze());
         }
     }
@@ -64,10 +65,10 @@ impl WriteQueue {
         } else {
             if !other.pieces.is_empty() {
                 self.seal_tail();
+                self.pieces_len += other.pieces_len;
                 self.pieces.append(&mut other.pieces);
             }
             self.tail.extend_from_slice(&other.tail);
-            self.len += other.len;
         }
         other.clear();
     }
@@ -75,8 +76,8 @@ impl WriteQueue {
     /// Forgets everything queued.
     pub(crate) fn clear(&mut self) {
         self.pieces.clear();
+        self.pieces_len = 0;
         self.tail.clear();
-        self.len = 0;
     }
 
     /// One vectored write of the queue's front; `Ok(n)` bytes were written and removed.
@@ -111,17 +112,17 @@ impl WriteQueue {
 
     /// Copies every piece, then the tail, into one contiguous tail.
     fn flatten(&mut self) {
-        let mut flat = BytesMut::with_capacity(self.len);
+        let mut flat = BytesMut::with_capacity(self.len());
         for piece in self.pieces.drain(..) {
             flat.extend_from_slice(&piece);
         }
         flat.extend_from_slice(&self.tail);
         self.tail = flat;
+        self.pieces_len = 0;
     }
 
     /// Removes the first `n` bytes (written).
     fn advance(&mut self, mut n: usize) {
-        self.len -= n;
         while n > 0 {
             let Some(front) = self.pieces.front_mut() else {
                 self.tail.advance(n);
@@ -129,9 +130,11 @@ impl WriteQueue {
             };
             if n < front.len() {
                 front.advance(n);
+                self.pieces_len -= n;
                 return;
             }
             n -= front.len();
+            self.pieces_len -= front.len();
             self.pieces.pop_front();
         }
     }
@@ -206,14 +209,14 @@ mod tests {
             let mut q = WriteQueue::default();
             let mut expected = Vec::new();
             for round in 0..40u8 {
-                q.put(&[round; 5]);
+                q.bytes().extend_from_slice(&[round; 5]);
                 expected.extend_from_slice(&[round; 5]);
                 let payload =
                     if round % 3 == 0 { big.clone() } else { Bytes::from(vec![round; 9]) };
                 q.put_payload(&payload);
                 expected.extend_from_slice(&payload);
                 let mut other = WriteQueue::default();
-                other.put(&[round, round]);
+                other.bytes().extend_from_slice(&[round, round]);
                 other.put_payload(&big.slice(round as usize..));
                 expected.extend_from_slice(&[round, round]);
                 expected.extend_from_slice(&big[round as usize..]);
@@ -257,9 +260,9 @@ mod tests {
         let big = Bytes::from(vec![7u8; BY_REFERENCE + 808]);
         let mut q = WriteQueue::default();
         for _ in 0..2 {
-            q.put(&[1u8; 21]);
+            q.bytes().extend_from_slice(&[1u8; 21]);
             q.put_payload(&big);
-            q.put(&[2u8; 4]);
+            q.bytes().extend_from_slice(&[2u8; 4]);
         }
         let total = q.len();
         let mut w = Plain { writes: Vec::new() };
@@ -274,9 +277,9 @@ mod tests {
     fn large_payloads_are_not_copied() {
         let big = Bytes::from(vec![1u8; BY_REFERENCE]);
         let mut q = WriteQueue::default();
-        q.put(b"head");
+        q.bytes().extend_from_slice(b"head");
         q.put_payload(&big);
-        q.put(b"crc!");
+        q.bytes().extend_from_slice(b"crc!");
         assert!(q.pieces.iter().any(|p| p.as_ptr() == big.as_ptr()));
         let small = Bytes::from(vec![2u8; BY_REFERENCE - 1]);
         q.put_payload(&small);

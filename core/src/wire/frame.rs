@@ -181,96 +181,59 @@ pub enum Frame {
 const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32 + 4;
 const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32 + 4;
 
-/// The part of a frame before its payload (length, type, fixed fields), built on the stack; a
-/// small payload and the CRC join it there, so a small frame reaches the sink in one piece.
-struct Head {
-    buf: [u8; HEAD_CAPACITY],
-    len: usize,
-}
-
-/// Room for the largest head (a `Hello`), or a data frame's head with a payload of up to
-/// `INLINE_PAYLOAD_MAX` bytes, plus the CRC.
-const HEAD_CAPACITY: usize = {
-    let data = 5 + 16 + super::INLINE_PAYLOAD_MAX + 4;
-    let hello = 5 + HELLO_LEN + 4;
-    if data > hello {
-        data
-    } else {
-        hello
-    }
-};
-
-impl Head {
-    /// A head for a frame of type `ty`; its length prefix is filled in by [`put_frame`].
-    fn new(ty: FrameType) -> Head {
-        let mut head = Head { buf: [0; HEAD_CAPACITY], len: 4 };
-        head.put_u8(ty as u8);
-        head
-    }
-
-    fn put_slice(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    fn put_u8(&mut self, n: u8) {
-        self.put_slice(&[n]);
-    }
-
-    fn put_u16(&mut self, n: u16) {
-        self.put_slice(&n.to_be_bytes());
-    }
-
-    fn put_u32(&mut self, n: u32) {
-        self.put_slice(&n.to_be_bytes());
-    }
-
-    fn put_u64(&mut self, n: u64) {
-        self.put_slice(&n.to_be_bytes());
-    }
-
-    fn put_positions(&mut self, p: &Positions) {
-        self.put_u64(p.received);
-        self.put_u64(p.acked);
-        self.put_u64(p.max_seq);
-        self.put_u64(p.max_bytes);
-    }
-}
-
-/// Writes one frame: `head` with its length prefix, the payload (if any), then the CRC over all
-/// of it. A payload of up to `INLINE_PAYLOAD_MAX` bytes is copied into the head, and the frame
-/// goes to the sink in one piece; a larger one goes through [`FrameSink::put_payload`].
+/// Writes one frame into `out`: length, type, the fields `fields` writes (`fields_len` bytes),
+/// the payload (if any), then the CRC over all of it. Everything but a payload above
+/// `INLINE_PAYLOAD_MAX` bytes goes straight into the sink's byte buffer; such a payload goes
+/// through [`FrameSink::put_payload`] and the CRC is carried across it.
 #[inline]
-fn put_frame<S: FrameSink + ?Sized>(out: &mut S, mut head: Head, payload: Option<&Bytes>) {
-    let payload = match payload {
-        Some(p) if p.len() <= super::INLINE_PAYLOAD_MAX => {
-            head.put_slice(p);
-            None
-        }
-        other => other,
-    };
+fn put_frame<S: FrameSink + ?Sized>(
+    out: &mut S,
+    ty: FrameType,
+    fields_len: usize,
+    fields: impl FnOnce(&mut BytesMut),
+    payload: Option<&Bytes>,
+) {
     let payload_len = payload.map_or(0, |p| p.len());
+    let inline = payload.filter(|p| p.len() <= super::INLINE_PAYLOAD_MAX);
+    let buf = out.bytes();
+    let start = buf.len();
+    buf.reserve(super::FRAME_OVERHEAD + fields_len + inline.map_or(0, |p| p.len()));
     // Bounded by max_frame_size (u32) for data and small constants otherwise.
-    let len = (head.len - 4 + payload_len) as u32;
-    head.buf[..4].copy_from_slice(&len.to_be_bytes());
-    let mut crc = crc::checksum(&head.buf[..head.len]);
-    let Some(p) = payload else {
-        head.put_u32(crc);
-        return out.put(&head.buf[..head.len]);
-    };
-    out.put(&head.buf[..head.len]);
-    crc = crc::append(crc, p);
-    out.put_payload(p);
-    out.put(&crc.to_be_bytes());
+    buf.put_u32((1 + fields_len + payload_len) as u32);
+    buf.put_u8(ty as u8);
+    fields(buf);
+    debug_assert_eq!(buf.len() - start, 5 + fields_len);
+    match payload {
+        Some(p) if inline.is_none() => {
+            let crc = crc::append(crc::checksum(&buf[start..]), p);
+            out.put_payload(p);
+            out.bytes().put_u32(crc);
+        }
+        _ => {
+            if let Some(p) = inline {
+                buf.put_slice(p);
+            }
+            let crc = crc::checksum(&buf[start..]);
+            buf.put_u32(crc);
+        }
+    }
+}
+
+fn put_positions(out: &mut BytesMut, p: &Positions) {
+    out.put_u64(p.received);
+    out.put_u64(p.acked);
+    out.put_u64(p.max_seq);
+    out.put_u64(p.max_bytes);
 }
 
 /// Appends a data frame for `payload` without building a [`Frame`] (the hot path).
 #[inline]
 pub(crate) fn encode_data<S: FrameSink + ?Sized>(out: &mut S, seq: u64, ack: u64, payload: &Bytes) {
-    let mut head = Head::new(FrameType::Data);
-    head.put_u64(seq);
-    head.put_u64(ack);
-    put_frame(out, head, Some(payload));
+    let fields = |b: &mut BytesMut| {
+        b.put_u64(seq);
+        b.put_u64(ack);
+    };
+    put_frame(out, FrameType::Data, 16, fields, Some(payload));
 }
 
 impl Frame {
@@ -294,38 +257,61 @@ impl Frame {
 
     /// Appends the frame's bytes (length, type, body, CRC) to `out` (e.g. a `BytesMut`).
     pub fn encode<S: FrameSink + ?Sized>(&self, out: &mut S) {
-        let mut head = Head::new(self.frame_type());
+        let ty = self.frame_type();
         match self {
-            Frame::Hello(h) => {
-                head.put_u16(h.min_version);
-                head.put_u16(h.max_version);
-                head.put_u8(h.kind as u8);
-                head.put_u64(h.session_id);
-                head.put_slice(&h.secret);
-                head.put_positions(&h.positions);
-                head.put_u32(h.max_message_size);
+            Frame::Hello(h) => put_frame(
+                out,
+                ty,
+                HELLO_LEN,
+                |o| {
+                    o.put_u16(h.min_version);
+                    o.put_u16(h.max_version);
+                    o.put_u8(h.kind as u8);
+                    o.put_u64(h.session_id);
+                    o.put_slice(&h.secret);
+                    put_positions(o, &h.positions);
+                    o.put_u32(h.max_message_size);
+                },
+                None,
+            ),
+            Frame::Welcome(w) => put_frame(
+                out,
+                ty,
+                WELCOME_LEN,
+                |o| {
+                    o.put_u16(w.version);
+                    o.put_u8(u8::from(w.resumed));
+                    o.put_u64(w.session_id);
+                    o.put_slice(&w.secret);
+                    put_positions(o, &w.positions);
+                    o.put_u32(w.max_message_size);
+                },
+                None,
+            ),
+            Frame::Reject { reason, min_version, max_version } => put_frame(
+                out,
+                ty,
+                5,
+                |o| {
+                    o.put_u8(reason.code());
+                    o.put_u16(*min_version);
+                    o.put_u16(*max_version);
+                },
+                None,
+            ),
+            Frame::Data { seq, ack, payload } => encode_data(out, *seq, *ack, payload),
+            Frame::Ack(p) => put_frame(out, ty, 32, |o| put_positions(o, p), None),
+            Frame::Ping { token } | Frame::Pong { token } => {
+                put_frame(out, ty, 8, |o| o.put_u64(*token), None)
             }
-            Frame::Welcome(w) => {
-                head.put_u16(w.version);
-                head.put_u8(u8::from(w.resumed));
-                head.put_u64(w.session_id);
-                head.put_slice(&w.secret);
-                head.put_positions(&w.positions);
-                head.put_u32(w.max_message_size);
+            Frame::Close { final_seq } | Frame::CloseAck { final_seq } => {
+                put_frame(out, ty, 8, |o| o.put_u64(*final_seq), None)
             }
-            Frame::Reject { reason, min_version, max_version } => {
-                head.put_u8(reason.code());
-                head.put_u16(*min_version);
-                head.put_u16(*max_version);
+            Frame::CloseDone => put_frame(out, ty, 0, |_| {}, None),
+            Frame::Abort { reason } | Frame::ConnClose { reason } => {
+                put_frame(out, ty, 1, |o| o.put_u8(reason.code()), None)
             }
-            Frame::Data { seq, ack, payload } => return encode_data(out, *seq, *ack, payload),
-            Frame::Ack(p) => head.put_positions(p),
-            Frame::Ping { token } | Frame::Pong { token } => head.put_u64(*token),
-            Frame::Close { final_seq } | Frame::CloseAck { final_seq } => head.put_u64(*final_seq),
-            Frame::CloseDone => {}
-            Frame::Abort { reason } | Frame::ConnClose { reason } => head.put_u8(reason.code()),
         }
-        put_frame(out, head, None);
     }
 
     /// Parses a whole frame (length prefix through CRC) whose length was already checked.
