@@ -15,6 +15,12 @@
 //!
 //! The adapter only moves bytes and time: every protocol decision is made by `tether-core`.
 //!
+//! Threads: each client session and each server has a driver task on the runtime it was created
+//! on. The drivers' deadlines (heartbeats, timeouts, delayed acks) are kept by one thread per
+//! process, `tether-timer`, started with the first driver: a tokio timer kept armed for every
+//! driver made each park of the runtime slower (see BENCHMARKS.md). It sleeps until the earliest
+//! deadline and only wakes the driver whose deadline passed.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether_tokio::Error> {
 //! use bytes::Bytes;
