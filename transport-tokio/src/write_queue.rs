@@ -144,28 +144,22 @@ impl WriteQueue {
 mod tests {
     use super::*;
 
-    /// A writer that takes at most `max` bytes per call, and sees slices as the queue offers them.
-    struct Trickle {
+    /// A writer that takes at most `max` bytes per call and records each call's size; with
+    /// `vectored` false it has no vectored writes (as tokio's `DuplexStream` and many TLS
+    /// wrappers: the default `poll_write_vectored` writes the first slice only).
+    struct Recorder {
         out: Vec<u8>,
+        writes: Vec<usize>,
         max: usize,
+        vectored: bool,
     }
 
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let n = buf.len().min(self.max);
-            self.out.extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
+    impl Recorder {
+        fn new(max: usize, vectored: bool) -> Recorder {
+            Recorder { out: Vec::new(), writes: Vec::new(), max, vectored }
         }
 
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
+        fn take(&mut self, bufs: &[IoSlice<'_>]) -> usize {
             let mut n = 0;
             for b in bufs {
                 let take = b.len().min(self.max - n);
@@ -175,11 +169,31 @@ mod tests {
                     break;
                 }
             }
-            Poll::Ready(Ok(n))
+            self.writes.push(n);
+            n
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(self.take(&[IoSlice::new(buf)])))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let n = if self.vectored { bufs.len() } else { 1 };
+            Poll::Ready(Ok(self.take(&bufs[..n.min(bufs.len())])))
         }
 
         fn is_write_vectored(&self) -> bool {
-            true
+            self.vectored
         }
 
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -191,15 +205,14 @@ mod tests {
         }
     }
 
-    fn drain(q: &mut WriteQueue, max: usize) -> Vec<u8> {
-        let mut w = Trickle { out: Vec::new(), max };
+    /// Writes everything queued to `w`, checking the queue's length after each write.
+    fn drain(q: &mut WriteQueue, w: &mut Recorder) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         while !q.is_empty() {
             let before = q.len();
-            let Poll::Ready(Ok(n)) = q.poll_write(&mut w, &mut cx) else { panic!("stalled") };
+            let Poll::Ready(Ok(n)) = q.poll_write(w, &mut cx) else { panic!("stalled") };
             assert_eq!(q.len(), before - n);
         }
-        w.out
     }
 
     #[test]
@@ -224,32 +237,9 @@ mod tests {
                 assert!(other.is_empty());
             }
             assert_eq!(q.len(), expected.len());
-            assert_eq!(drain(&mut q, max), expected, "max {max}");
-        }
-    }
-
-    /// A stream without vectored writes (tokio's `DuplexStream`, many TLS wrappers): the default
-    /// `poll_write_vectored` writes the first slice only.
-    struct Plain {
-        writes: Vec<usize>,
-    }
-
-    impl AsyncWrite for Plain {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.writes.push(buf.len());
-            Poll::Ready(Ok(buf.len()))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
+            let mut w = Recorder::new(max, true);
+            drain(&mut q, &mut w);
+            assert_eq!(w.out, expected, "max {max}");
         }
     }
 
@@ -265,11 +255,8 @@ mod tests {
             q.bytes().extend_from_slice(&[2u8; 4]);
         }
         let total = q.len();
-        let mut w = Plain { writes: Vec::new() };
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        while !q.is_empty() {
-            let Poll::Ready(Ok(_)) = q.poll_write(&mut w, &mut cx) else { panic!("stalled") };
-        }
+        let mut w = Recorder::new(usize::MAX, false);
+        drain(&mut q, &mut w);
         assert_eq!(w.writes, [total]);
     }
 

@@ -181,42 +181,19 @@ pub enum Frame {
 const HELLO_LEN: usize = 2 + 2 + 1 + 8 + 16 + 32 + 4;
 const WELCOME_LEN: usize = 2 + 1 + 8 + 16 + 32 + 4;
 
-/// Writes one frame into `out`: length, type, the fields `fields` writes (`fields_len` bytes),
-/// the payload (if any), then the CRC over all of it. Everything but a payload above
-/// `INLINE_PAYLOAD_MAX` bytes goes straight into the sink's byte buffer; such a payload goes
-/// through [`FrameSink::put_payload`] and the CRC is carried across it.
+/// Writes one control frame: length, type, the body `body` writes (`body_len` bytes), then the
+/// CRC over all of it.
 #[inline]
-fn put_frame<S: FrameSink + ?Sized>(
-    out: &mut S,
-    ty: FrameType,
-    fields_len: usize,
-    fields: impl FnOnce(&mut BytesMut),
-    payload: Option<&Bytes>,
-) {
-    let payload_len = payload.map_or(0, |p| p.len());
-    let inline = payload.filter(|p| p.len() <= super::INLINE_PAYLOAD_MAX);
-    let buf = out.bytes();
-    let start = buf.len();
-    buf.reserve(super::FRAME_OVERHEAD + fields_len + inline.map_or(0, |p| p.len()));
-    // Bounded by max_frame_size (u32) for data and small constants otherwise.
-    buf.put_u32((1 + fields_len + payload_len) as u32);
-    buf.put_u8(ty as u8);
-    fields(buf);
-    debug_assert_eq!(buf.len() - start, 5 + fields_len);
-    match payload {
-        Some(p) if inline.is_none() => {
-            let crc = crc::append(crc::checksum(&buf[start..]), p);
-            out.put_payload(p);
-            out.bytes().put_u32(crc);
-        }
-        _ => {
-            if let Some(p) = inline {
-                buf.put_slice(p);
-            }
-            let crc = crc::checksum(&buf[start..]);
-            buf.put_u32(crc);
-        }
-    }
+fn put_frame(out: &mut BytesMut, ty: FrameType, body_len: usize, body: impl FnOnce(&mut BytesMut)) {
+    let start = out.len();
+    out.reserve(super::FRAME_OVERHEAD + body_len);
+    // body_len is a small constant for every control frame.
+    out.put_u32((1 + body_len) as u32);
+    out.put_u8(ty as u8);
+    body(out);
+    debug_assert_eq!(out.len() - start, 5 + body_len);
+    let crc = crc::checksum(&out[start..]);
+    out.put_u32(crc);
 }
 
 fn put_positions(out: &mut BytesMut, p: &Positions) {
@@ -226,14 +203,29 @@ fn put_positions(out: &mut BytesMut, p: &Positions) {
     out.put_u64(p.max_bytes);
 }
 
-/// Appends a data frame for `payload` without building a [`Frame`] (the hot path).
+/// Appends a data frame for `payload` without building a [`Frame`] (the hot path), straight into
+/// the sink's byte buffer; a payload above `INLINE_PAYLOAD_MAX` bytes goes through
+/// [`FrameSink::put_payload`] instead, the CRC carried across it.
 #[inline]
 pub(crate) fn encode_data<S: FrameSink + ?Sized>(out: &mut S, seq: u64, ack: u64, payload: &Bytes) {
-    let fields = |b: &mut BytesMut| {
-        b.put_u64(seq);
-        b.put_u64(ack);
-    };
-    put_frame(out, FrameType::Data, 16, fields, Some(payload));
+    let inline = payload.len() <= super::INLINE_PAYLOAD_MAX;
+    let buf = out.bytes();
+    let start = buf.len();
+    buf.reserve(super::DATA_OVERHEAD + if inline { payload.len() } else { 0 });
+    // The payload is bounded by max_frame_size (u32).
+    buf.put_u32(super::DATA_FRAME_LEN + payload.len() as u32);
+    buf.put_u8(FrameType::Data as u8);
+    buf.put_u64(seq);
+    buf.put_u64(ack);
+    if inline {
+        buf.put_slice(payload);
+        let crc = crc::checksum(&buf[start..]);
+        buf.put_u32(crc);
+    } else {
+        let crc = crc::append(crc::checksum(&buf[start..]), payload);
+        out.put_payload(payload);
+        out.bytes().put_u32(crc);
+    }
 }
 
 impl Frame {
@@ -258,58 +250,45 @@ impl Frame {
     /// Appends the frame's bytes (length, type, body, CRC) to `out` (e.g. a `BytesMut`).
     pub fn encode<S: FrameSink + ?Sized>(&self, out: &mut S) {
         let ty = self.frame_type();
+        let out = match self {
+            Frame::Data { seq, ack, payload } => return encode_data(out, *seq, *ack, payload),
+            // Control frames are small: one piece, straight into the sink's byte buffer.
+            _ => out.bytes(),
+        };
         match self {
-            Frame::Hello(h) => put_frame(
-                out,
-                ty,
-                HELLO_LEN,
-                |o| {
-                    o.put_u16(h.min_version);
-                    o.put_u16(h.max_version);
-                    o.put_u8(h.kind as u8);
-                    o.put_u64(h.session_id);
-                    o.put_slice(&h.secret);
-                    put_positions(o, &h.positions);
-                    o.put_u32(h.max_message_size);
-                },
-                None,
-            ),
-            Frame::Welcome(w) => put_frame(
-                out,
-                ty,
-                WELCOME_LEN,
-                |o| {
-                    o.put_u16(w.version);
-                    o.put_u8(u8::from(w.resumed));
-                    o.put_u64(w.session_id);
-                    o.put_slice(&w.secret);
-                    put_positions(o, &w.positions);
-                    o.put_u32(w.max_message_size);
-                },
-                None,
-            ),
-            Frame::Reject { reason, min_version, max_version } => put_frame(
-                out,
-                ty,
-                5,
-                |o| {
-                    o.put_u8(reason.code());
-                    o.put_u16(*min_version);
-                    o.put_u16(*max_version);
-                },
-                None,
-            ),
-            Frame::Data { seq, ack, payload } => encode_data(out, *seq, *ack, payload),
-            Frame::Ack(p) => put_frame(out, ty, 32, |o| put_positions(o, p), None),
+            Frame::Hello(h) => put_frame(out, ty, HELLO_LEN, |o| {
+                o.put_u16(h.min_version);
+                o.put_u16(h.max_version);
+                o.put_u8(h.kind as u8);
+                o.put_u64(h.session_id);
+                o.put_slice(&h.secret);
+                put_positions(o, &h.positions);
+                o.put_u32(h.max_message_size);
+            }),
+            Frame::Welcome(w) => put_frame(out, ty, WELCOME_LEN, |o| {
+                o.put_u16(w.version);
+                o.put_u8(u8::from(w.resumed));
+                o.put_u64(w.session_id);
+                o.put_slice(&w.secret);
+                put_positions(o, &w.positions);
+                o.put_u32(w.max_message_size);
+            }),
+            Frame::Reject { reason, min_version, max_version } => put_frame(out, ty, 5, |o| {
+                o.put_u8(reason.code());
+                o.put_u16(*min_version);
+                o.put_u16(*max_version);
+            }),
+            Frame::Data { .. } => {} // encoded above
+            Frame::Ack(p) => put_frame(out, ty, 32, |o| put_positions(o, p)),
             Frame::Ping { token } | Frame::Pong { token } => {
-                put_frame(out, ty, 8, |o| o.put_u64(*token), None)
+                put_frame(out, ty, 8, |o| o.put_u64(*token))
             }
             Frame::Close { final_seq } | Frame::CloseAck { final_seq } => {
-                put_frame(out, ty, 8, |o| o.put_u64(*final_seq), None)
+                put_frame(out, ty, 8, |o| o.put_u64(*final_seq))
             }
-            Frame::CloseDone => put_frame(out, ty, 0, |_| {}, None),
+            Frame::CloseDone => put_frame(out, ty, 0, |_| {}),
             Frame::Abort { reason } | Frame::ConnClose { reason } => {
-                put_frame(out, ty, 1, |o| o.put_u8(reason.code()), None)
+                put_frame(out, ty, 1, |o| o.put_u8(reason.code()))
             }
         }
     }
