@@ -62,8 +62,8 @@ async fn tcp_pair() -> (TcpStream, TcpStream) {
     (c, s)
 }
 
-/// Raw framed TCP throughput: messages/s.
-async fn raw_throughput(size: usize) -> f64 {
+/// Raw framed TCP throughput: messages sent and the time they took.
+async fn raw_throughput(size: usize) -> (u64, Duration) {
     let (c, s) = tcp_pair().await;
     let receiver = tokio::spawn(async move {
         let mut r = BufReader::with_capacity(BUF, s);
@@ -99,7 +99,7 @@ async fn raw_throughput(size: usize) -> f64 {
     w.flush().await.unwrap();
     let (received, end) = receiver.await.unwrap();
     assert_eq!(received, seq);
-    seq as f64 / (end - start).as_secs_f64()
+    (seq, end - start)
 }
 
 fn config() -> Config {
@@ -146,9 +146,9 @@ impl PayloadPool {
 /// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
 const BATCH: usize = 256;
 
-/// tether throughput: messages/s, client to server; per message (`send`/`recv`) or batched
-/// (`send_many`/`recv_many`).
-async fn tether_throughput(size: usize, batched: bool) -> f64 {
+/// tether throughput, client to server, per message (`send`/`recv`) or batched
+/// (`send_many`/`recv_many`): messages sent and the time they took.
+async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
     let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
     let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
     let session = server.accept().await.unwrap();
@@ -202,9 +202,8 @@ async fn tether_throughput(size: usize, batched: bool) -> f64 {
     }
     sent.store(seq, Relaxed);
     let end = receiver.await.unwrap();
-    let rate = seq as f64 / (end - start).as_secs_f64();
     drop(client);
-    rate
+    (seq, end - start)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -298,26 +297,77 @@ async fn throughput_table() {
     );
     println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | batched msgs/s | batched / raw |");
     println!("|---:|---:|---:|---:|---:|---:|");
+    let mut cpu_rows = Vec::new();
     for size in sizes() {
         let (mut raw, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..throughput_rounds() {
             if runs("raw") {
-                raw.push(as_task(raw_throughput(size)).await);
+                raw.push(measured(raw_throughput(size)).await);
             }
             if runs("tether") {
-                one.push(as_task(tether_throughput(size, false)).await);
-                many.push(as_task(tether_throughput(size, true)).await);
+                one.push(measured(tether_throughput(size, false)).await);
+                many.push(measured(tether_throughput(size, true)).await);
             }
         }
-        let median = |xs: Vec<f64>| if xs.is_empty() { 0.0 } else { middle(xs) };
-        let (raw, one, many) = (median(raw), median(one), median(many));
+        if std::env::var("BENCH_VERBOSE").is_ok() {
+            for (name, rounds) in [("raw", &raw), ("tether", &one), ("batched", &many)] {
+                eprintln!("{size} B {name}: {rounds:.0?} (msgs/s, CPU ns/msg)");
+            }
+        }
+        let rate = |xs: &[(f64, f64)]| median(xs.iter().map(|x| x.0).collect());
+        let cpu = |xs: &[(f64, f64)]| median(xs.iter().map(|x| x.1).collect());
+        let (raw_rate, one_rate, many_rate) = (rate(&raw), rate(&one), rate(&many));
         let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
         println!(
-            "| {label} | {raw:.0} | {one:.0} | {:.2}x | {many:.0} | {:.2}x |",
-            one / raw,
-            many / raw
+            "| {label} | {raw_rate:.0} | {one_rate:.0} | {:.2}x | {many_rate:.0} | {:.2}x |",
+            one_rate / raw_rate,
+            many_rate / raw_rate
         );
+        let (raw_cpu, one_cpu, many_cpu) = (cpu(&raw), cpu(&one), cpu(&many));
+        cpu_rows.push(format!(
+            "| {label} | {raw_cpu:.0} | {one_cpu:.0} | {:.2}x | {many_cpu:.0} | {:.2}x |",
+            one_cpu / raw_cpu,
+            many_cpu / raw_cpu
+        ));
     }
+    println!(
+        "\nCPU time per message, both ends and the kernel's share (process user + system time \
+         over the test, median of the rounds):\n"
+    );
+    println!("| msg size | raw TCP ns | tether ns | tether / raw | batched ns | batched / raw |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for row in cpu_rows {
+        println!("{row}");
+    }
+}
+
+/// The median, or 0 for no rounds (one side skipped).
+fn median(xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        middle(xs)
+    }
+}
+
+/// Runs a throughput test as its own task: (msgs/s, process CPU nanoseconds per message).
+async fn measured(test: impl Future<Output = (u64, Duration)> + Send + 'static) -> (f64, f64) {
+    let cpu_before = process_cpu();
+    let (msgs, elapsed) = as_task(test).await;
+    let cpu = process_cpu().zip(cpu_before).map_or(f64::NAN, |(after, before)| after - before);
+    (msgs as f64 / elapsed.as_secs_f64(), cpu * 1e9 / msgs as f64)
+}
+
+/// User plus system CPU time of the whole process (every thread), in seconds, from
+/// `/proc/self/stat` (fields 14 and 15, in ticks of 1/100 s: `USER_HZ`, fixed at 100 by the Linux
+/// ABI); `None` where that file does not exist.
+fn process_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Ping-pong rounds per runtime: raw and tether alternate, each round on fresh connections, and
