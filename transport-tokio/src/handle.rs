@@ -212,6 +212,10 @@ impl futures_core::Stream for Session {
 /// completes once the core has taken it (delivery is tracked by confirmations, not by flushing),
 /// and `poll_close` closes the session cleanly: it fails with [`Error::Ended`] if the session ended
 /// otherwise than `Closed`.
+///
+/// A message that met backpressure in `start_send` is held by this handle until a `poll_ready`,
+/// `poll_flush` or `poll_close` hands it to the core: as with any `Sink`, flush (or close) before
+/// dropping the handle, or that message is dropped with it without being sent.
 impl futures_sink::Sink<Bytes> for Session {
     type Error = Error;
 
@@ -221,15 +225,17 @@ impl futures_sink::Sink<Bytes> for Session {
 
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
         let this = self.get_mut();
-        match this.shared.poll_send(this.key, None, &mut Some(item.clone())) {
+        let mut item = Some(item);
+        match this.shared.poll_send(this.key, None, &mut item) {
             Poll::Ready(Ok(_)) => Ok(()),
             Poll::Ready(Err(SendError::Backpressure(p))) => {
                 this.sink_pending = Some(p);
                 Ok(())
             }
             Poll::Ready(Err(e)) => Err(Error::Send(e)),
+            // Not returned without a context; the message would be back in `item`.
             Poll::Pending => {
-                this.sink_pending = Some(item);
+                this.sink_pending = item;
                 Ok(())
             }
         }

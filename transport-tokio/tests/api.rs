@@ -5,6 +5,7 @@ mod common;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,6 +40,41 @@ async fn sink_and_stream() {
         let (got, end) = reader.await.unwrap();
         common::assert_all(&got, "sink", n);
         assert_eq!(end, End::Closed);
+    })
+    .await;
+}
+
+/// The `Sink` under backpressure: a message `start_send` could not hand over is held and sent by
+/// the next `poll_ready`/`poll_flush`, in order, none lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_holds_a_message_through_backpressure() {
+    within(30, async {
+        let small = Config { max_unconfirmed_messages: 4, ..config() };
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let mut client = connect(server.local_addr().unwrap(), small).await.unwrap();
+        let s = server.accept().await.unwrap();
+        let n = 300;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(m) = s.recv().await {
+                got.push(m.payload);
+                if got.len() % 16 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            got
+        });
+        let mut held = 0;
+        for i in 0..n {
+            poll_fn(|cx| Pin::new(&mut client).poll_ready(cx)).await.unwrap();
+            Pin::new(&mut client).start_send(payload("bp", i)).unwrap();
+            // Full now: the next `start_send` meets backpressure and the handle holds it.
+            let mut cx = Context::from_waker(Waker::noop());
+            held += usize::from(client.poll_send_ready(&mut cx, 16).is_pending());
+        }
+        assert!(held > 50, "the test met backpressure only {held} times");
+        poll_fn(|cx| Pin::new(&mut client).poll_close(cx)).await.unwrap();
+        common::assert_all(&reader.await.unwrap(), "bp", n);
     })
     .await;
 }
