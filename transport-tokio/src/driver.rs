@@ -496,7 +496,8 @@ impl Future for Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         let mut wake = Vec::new();
-        self.shared.lock().driver_stopped(&mut wake);
+        let now = self.shared.clock.now();
+        self.shared.lock().driver_stopped(now, &mut wake);
         for w in wake {
             w.wake();
         }

@@ -32,6 +32,10 @@ use crate::Error;
 /// is *aborted*: the peer's application sees `Lost` with reason `ApplicationAbort`, and messages not
 /// yet confirmed are discarded. To finish cleanly, `close().await` first. (A server session that
 /// was never accepted is aborted when the `Server` is dropped.)
+///
+/// **The driver's runtime**: the session's driver task runs on the runtime `connect` or `bind` was
+/// called on. If that runtime shuts down first, the session ends as if aborted: `Lost` with
+/// reason `ApplicationAbort` and every unconfirmed message, and later sends are refused.
 #[derive(Debug)]
 pub struct Session {
     shared: Arc<Shared>,

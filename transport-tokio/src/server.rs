@@ -22,6 +22,9 @@ pub trait Listener: Send + 'static {
     type Stream: AsyncStream;
     /// Polls for the next incoming connection.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Stream>>;
+    /// Prepares a stream just accepted, before a session runs on it: for TCP, the socket options
+    /// of [`configure_tcp`]. The default does nothing.
+    fn configure(_stream: &Self::Stream, _config: &Config) {}
 }
 
 impl Listener for TcpListener {
@@ -29,6 +32,10 @@ impl Listener for TcpListener {
 
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Stream>> {
         TcpListener::poll_accept(self, cx).map_ok(|(s, _)| s)
+    }
+
+    fn configure(stream: &Self::Stream, config: &Config) {
+        configure_tcp(stream, config);
     }
 }
 
@@ -64,23 +71,22 @@ impl Server {
         config.validate().map_err(Error::Config)?;
         let listener = TcpListener::bind(addr).await.map_err(Error::Io)?;
         let local_addr = listener.local_addr().ok();
-        let tcp_config = config.clone();
-        let accept: AcceptFn = Box::new(move |cx| {
-            TcpListener::poll_accept(&listener, cx).map_ok(|(s, _)| {
-                configure_tcp(&s, &tcp_config);
-                Box::new(s) as BoxStream
-            })
-        });
-        let mut server = Server::start(accept, config)?;
+        let mut server = Server::from_listener(listener, config)?;
         server.local_addr = local_addr;
         Ok(server)
     }
 
-    /// A server accepting from any [`Listener`] (a Unix socket, a TLS acceptor, a test network).
-    /// Must be called within a tokio runtime.
+    /// A server accepting from any [`Listener`] (a TCP or Unix listener, a TLS acceptor, a test
+    /// network); each accepted stream goes through [`Listener::configure`] first. Must be called
+    /// within a tokio runtime.
     pub fn from_listener<L: Listener>(mut listener: L, config: Config) -> Result<Server, Error> {
-        let accept: AcceptFn =
-            Box::new(move |cx| listener.poll_accept(cx).map_ok(|s| Box::new(s) as BoxStream));
+        let stream_config = config.clone();
+        let accept: AcceptFn = Box::new(move |cx| {
+            listener.poll_accept(cx).map_ok(|s| {
+                L::configure(&s, &stream_config);
+                Box::new(s) as BoxStream
+            })
+        });
         Server::start(accept, config)
     }
 

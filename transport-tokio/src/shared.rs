@@ -327,21 +327,17 @@ impl Inner {
         self.now
     }
 
-    /// `Session::send` on `key`. Backpressure is only reported while the driver runs: once it
-    /// has stopped nothing will be confirmed any more, so the message is refused as `Ended`.
+    /// `Session::send` on `key`, refused as `Ended` once the driver has stopped (nothing could
+    /// carry or confirm the message any more).
     ///
     /// It gives the core the latest time it has seen instead of reading the clock: `send` only
     /// records it as the session's latest time (which can only make a later delayed ack go out
     /// sooner), and a clock read per message was 5% of a 64 B stream's profile.
     fn send(&mut self, key: SessionId, p: Bytes) -> Result<u64, SendError> {
         let now = self.now;
-        let result = match self.core.session_mut(key) {
-            Some(s) => s.send(now, p),
-            None => Err(SendError::Ended(p)),
-        };
-        match result {
-            Err(SendError::Backpressure(p)) if self.driver_done => Err(SendError::Ended(p)),
-            other => other,
+        match self.core.session_mut(key) {
+            Some(s) if !self.driver_done => s.send(now, p),
+            _ => Err(SendError::Ended(p)),
         }
     }
 
@@ -544,8 +540,19 @@ impl Inner {
         }
     }
 
-    /// The driver stops: every waiter learns it.
-    pub(crate) fn driver_stopped(&mut self, wake: &mut Vec<Waker>) {
+    /// The driver stops (it finished, or it was dropped with its runtime or by a panic). A session
+    /// still running can no longer move a byte: it is aborted, so its handles get `Lost` with
+    /// exactly the messages that were not confirmed (reason `ApplicationAbort`: the application
+    /// stopped what ran it). Later sends are refused as `Ended`; every waiter is woken.
+    pub(crate) fn driver_stopped(&mut self, now: Instant, wake: &mut Vec<Waker>) {
+        let now = self.advance(now);
+        let keys: Vec<SessionId> = self.slots.keys().copied().collect();
+        for key in keys {
+            if let Some(s) = self.core.session_mut(key) {
+                s.abort(now);
+            }
+        }
+        self.drain_events(now, wake);
         self.driver_done = true;
         for slot in self.slots.values_mut() {
             slot.wake_all(wake);

@@ -38,3 +38,32 @@ pub fn configure_tcp(stream: &TcpStream, config: &Config) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_options_are_set_as_documented() {
+        use crate::Listener;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let config = Config {
+            idle_timeout: Duration::from_secs(7),
+            ack_timeout: Duration::from_secs(11),
+            ..Config::default()
+        };
+        // What `Server::from_listener` does with every accepted TCP stream.
+        <tokio::net::TcpListener as Listener>::configure(&stream, &config);
+        let sock = SockRef::from(&stream);
+        assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY");
+        assert!(sock.keepalive().unwrap(), "SO_KEEPALIVE");
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(7));
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(sock.tcp_keepalive_interval().unwrap(), Duration::from_secs(1));
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), 3);
+            assert_eq!(sock.tcp_user_timeout().unwrap(), Some(Duration::from_secs(22)));
+        }
+    }
+}

@@ -367,6 +367,35 @@ async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_
     .await;
 }
 
+/// A driver that stops without ending its session (its runtime was dropped) cannot lose messages
+/// silently: the handle ends with `Lost` listing exactly the unconfirmed ones, and later sends
+/// are refused.
+#[test]
+fn a_driver_dropped_with_its_runtime_ends_the_session_with_its_unconfirmed_messages() {
+    let drivers =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, client) = drivers.block_on(async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        (server, client)
+    });
+    // Accepted but never read from: nothing the client sends is confirmed.
+    let session = drivers.block_on(server.accept()).unwrap();
+    for i in 0..10 {
+        assert_eq!(client.try_send(payload("u", i)).unwrap(), i);
+    }
+    drop(drivers);
+    assert!(matches!(client.try_send(payload("u", 10)), Err(SendError::Ended(_))));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let end = rt.block_on(within(5, client.ended()));
+    let End::Lost { reason, unconfirmed } = end else { panic!("expected Lost, got {end:?}") };
+    assert_eq!(reason, Reason::ApplicationAbort);
+    let got: Vec<(u64, Bytes)> = unconfirmed.into_iter().map(|m| (m.seq, m.payload)).collect();
+    let want: Vec<(u64, Bytes)> = (0..10).map(|i| (i, payload("u", i))).collect();
+    assert_eq!(got, want);
+    assert!(!rt.block_on(within(5, session.ended())).is_closed());
+}
+
 /// Handles used from another runtime's tasks (here: a current-thread runtime on its own thread,
 /// while both drivers run on a multi-thread runtime) deliver every message of a request/response
 /// exchange, confirm it, and close cleanly; once the drivers' runtime is gone, sends fail

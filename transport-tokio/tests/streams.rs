@@ -167,7 +167,14 @@ impl Listener for PipeListener {
             Poll::Pending => Poll::Pending,
         }
     }
+
+    fn configure(_stream: &DuplexStream, _config: &tether_tokio::Config) {
+        PIPES_CONFIGURED.fetch_add(1, Ordering::Relaxed);
+    }
 }
+
+/// Streams `Server::from_listener` passed to [`PipeListener`]'s `configure`.
+static PIPES_CONFIGURED: AtomicU64 = AtomicU64::new(0);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_listener_over_in_memory_pipes() {
@@ -188,6 +195,8 @@ async fn custom_listener_over_in_memory_pipes() {
     };
     let reconnects = within(60, exchange(server, connector)).await;
     assert!(reconnects >= 2, "both broken pipes were replaced: {reconnects} reconnects");
+    let configured = PIPES_CONFIGURED.load(Ordering::Relaxed);
+    assert!(configured >= 3, "every accepted stream is configured: {configured} of 3 or more");
 }
 
 /// The client's first connection freezes while the application has megabytes queued, so the
