@@ -88,7 +88,8 @@ pub fn start<C: Connector>(mut connector: C, config: Config) -> Result<Session, 
     let core =
         tether_core::Session::client(core_config, seed, clock.now()).map_err(Error::Config)?;
     let shared = Shared::new(Core::Client(Box::new(core)), manual, clock);
-    let span = tracing::info_span!("tether_session", role = "client");
+    // The id is recorded once the server has issued it (the first handshake).
+    let span = tracing::info_span!("tether_session", role = "client", id = tracing::field::Empty);
     shared.lock().slots.insert(CLIENT_KEY, Slot::new(1, span.clone()));
     let connect = Box::new(move || -> BoxConnect {
         let fut = connector.connect();

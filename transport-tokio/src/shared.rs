@@ -72,15 +72,29 @@ pub enum LinkEvent {
     Resumed,
 }
 
+/// Wakers kept per list before the list is woken and emptied (see [`Wakers::register`]).
+const MAX_WAKERS: usize = 64;
+
 /// Wakers of the tasks waiting for one thing; registering the same task twice keeps one.
 #[derive(Debug, Default)]
 pub(crate) struct Wakers(Vec<Waker>);
 
 impl Wakers {
+    /// Keeps `w` to wake when the thing happens. A waiter whose future was dropped (a `recv`
+    /// under a timeout, say) stays registered until then, so a list that reaches `MAX_WAKERS` is
+    /// woken and emptied first: the tasks still waiting poll again and register anew, and memory
+    /// stays bounded however many waits were abandoned. (Waking happens under the lock here; it
+    /// is rare, and a woken task only has to wait for the lock.)
     pub(crate) fn register(&mut self, w: &Waker) {
-        if !self.0.iter().any(|x| x.will_wake(w)) {
-            self.0.push(w.clone());
+        if self.0.iter().any(|x| x.will_wake(w)) {
+            return;
         }
+        if self.0.len() >= MAX_WAKERS {
+            for stale in self.0.drain(..) {
+                stale.wake();
+            }
+        }
+        self.0.push(w.clone());
     }
 
     pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
@@ -454,6 +468,9 @@ impl Inner {
                         return true;
                     }
                 } else if let Some(slot) = self.slots.get_mut(&id) {
+                    if let Core::Client(s) = &self.core {
+                        slot.span.record("id", s.id().map(|id| id.0));
+                    }
                     slot.span.in_scope(|| tracing::info!("connected"));
                     slot.connected = true;
                     slot.end_wakers.take_into(wake);
@@ -933,3 +950,38 @@ impl Shared {
 
 #[cfg(all(test, tether_loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(tether_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A task's waker: counts its wakes in a total shared by all of them.
+    struct Task(std::sync::Arc<AtomicUsize>);
+
+    impl Wake for Task {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn abandoned_waiters_do_not_pile_up() {
+        let woken = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut wakers = Wakers::default();
+        // A thousand waits, each from a task that gave up (a distinct waker every time).
+        let all: Vec<Waker> =
+            (0..1000).map(|_| Waker::from(std::sync::Arc::new(Task(woken.clone())))).collect();
+        for w in &all {
+            wakers.register(w);
+            assert!(wakers.0.len() <= MAX_WAKERS);
+        }
+        // Every waker that was dropped from the list was woken, so no live waiter is forgotten.
+        assert_eq!(woken.load(Ordering::Relaxed) + wakers.0.len(), 1000);
+        // The same task twice is kept once.
+        let again = wakers.0.len();
+        wakers.register(&all[999]);
+        assert_eq!(wakers.0.len(), again);
+    }
+}

@@ -79,6 +79,40 @@ async fn sink_holds_a_message_through_backpressure() {
     .await;
 }
 
+/// `close` reports what was not delivered: the peer's application never takes the messages, so
+/// they are never confirmed, and after `close_timeout` the close ends `Lost` with exactly those
+/// (through `close()` and through the `Sink`'s `poll_close`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_reports_the_messages_the_peer_never_took() {
+    within(30, async {
+        let closing = Config { close_timeout: Duration::from_millis(300), ..config() };
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let client = connect(addr, closing.clone()).await.unwrap();
+        let _unread = server.accept().await.unwrap();
+        for i in 0..5 {
+            client.send(payload("c", i)).await.unwrap();
+        }
+        let end = client.close().await;
+        let End::Lost { reason, unconfirmed } = end else { panic!("expected Lost, got {end:?}") };
+        assert_eq!(reason, Reason::CloseTimeout);
+        let got: Vec<Bytes> = unconfirmed.into_iter().map(|m| m.payload).collect();
+        assert_eq!(got, (0..5).map(|i| payload("c", i)).collect::<Vec<_>>());
+
+        let mut sink = connect(addr, closing).await.unwrap();
+        let _unread = server.accept().await.unwrap();
+        poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx)).await.unwrap();
+        Pin::new(&mut sink).start_send(payload("s", 0)).unwrap();
+        let closed = poll_fn(|cx| Pin::new(&mut sink).poll_close(cx)).await;
+        let Err(tether_tokio::Error::Ended(End::Lost { reason, unconfirmed })) = closed else {
+            panic!("expected the Sink's close to fail as Lost, got {closed:?}")
+        };
+        assert_eq!(reason, Reason::CloseTimeout);
+        assert_eq!(unconfirmed.len(), 1);
+    })
+    .await;
+}
+
 /// `send_many` and `recv_many` move whole batches in order; backpressure leaves exactly the
 /// unsent messages queued; an error hands back the refused message and keeps the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,4 +471,13 @@ fn handles_work_from_another_runtime() {
         rt.block_on(within(5, client.send(Bytes::from_static(b"late"))))
     });
     assert!(matches!(after.join().unwrap(), Err(SendError::Ended(_))));
+}
+
+/// Handles can be shared by tasks on any thread (a compile-time check).
+#[test]
+fn handles_are_send_and_sync() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<tether_tokio::Session>();
+    shareable::<Server>();
+    shareable::<tether_tokio::Error>();
 }

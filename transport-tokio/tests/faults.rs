@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 
 use common::{assert_all, config, payload, run_side, within};
 use tether_tokio::proxy::{Proxy, Side};
-use tether_tokio::{connect, End, LinkEvent, Reason, Server};
+use tether_tokio::{connect, Config, End, LinkEvent, Reason, Server, Session};
 
 const N: u64 = 3_000;
 /// The senders pause this long every 100 messages, so faults land mid-stream (~1 s of traffic).
 const PACE: Duration = Duration::from_millis(30);
 
-/// Runs N messages each way through a proxy while `faults` acts on it; checks the contract.
-/// Returns the client's reconnect count.
+/// Runs N messages each way through a proxy while `faults` acts on it (given the proxy and a
+/// handle to the client session, to watch); checks the contract. Returns the client's reconnect
+/// count.
 async fn exchange_under<F, Fut>(faults: F) -> u64
 where
-    F: FnOnce(Arc<Proxy>) -> Fut + Send + 'static,
+    F: FnOnce(Arc<Proxy>, Session) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     within(90, async move {
@@ -37,7 +38,7 @@ where
         });
         let client = connect(proxy.addr(), config()).await.unwrap();
         let stats_handle = client.clone();
-        let fault_task = tokio::spawn(faults(proxy.clone()));
+        let fault_task = tokio::spawn(faults(proxy.clone(), client.clone()));
         let c = run_side(client, "up", N, true, PACE).await;
         let s = srv.await.unwrap();
         fault_task.await.unwrap();
@@ -54,7 +55,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets() {
-    let reconnects = exchange_under(|p| async move {
+    let reconnects = exchange_under(|p, _| async move {
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(150)).await;
             p.reset_all();
@@ -66,7 +67,7 @@ async fn resets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_after_n_bytes_loses_an_unknown_suffix() {
-    let reconnects = exchange_under(|p| async move {
+    let reconnects = exchange_under(|p, _| async move {
         for bytes in [1_000, 10, 5_000] {
             tokio::time::sleep(Duration::from_millis(200)).await;
             p.cut_all_after(bytes);
@@ -78,7 +79,7 @@ async fn cut_after_n_bytes_loses_an_unknown_suffix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_close_either_side() {
-    let reconnects = exchange_under(|p| async move {
+    let reconnects = exchange_under(|p, _| async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.half_close_all(Side::Client);
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -88,24 +89,38 @@ async fn half_close_either_side() {
     assert!(reconnects >= 1);
 }
 
+/// New connections are refused for 700 ms right after a reset: the client keeps retrying and
+/// resumes only once the proxy listens again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connects_for_a_while() {
-    let reconnects = exchange_under(|p| async move {
+    let reconnects = exchange_under(|p, client| async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.refuse_for(Duration::from_millis(700));
+        let t0 = Instant::now();
         p.reset_all();
+        let disconnected = client.next_link_event().await;
+        assert!(matches!(disconnected, Some(LinkEvent::Disconnected { .. })), "{disconnected:?}");
+        assert_eq!(client.next_link_event().await, Some(LinkEvent::Resumed));
+        let away = t0.elapsed();
+        assert!(away >= Duration::from_millis(600), "resumed after {away:?}, while refused");
     })
     .await;
     assert!(reconnects >= 1);
 }
 
+/// Every forwarded chunk is held 5 ms each way for a while: the session runs on, and its RTT
+/// estimate shows the delay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay() {
-    exchange_under(|p| async move {
+    exchange_under(|p, client| async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = client.stats().rtt.unwrap_or_default();
         p.set_delay(Duration::from_millis(5));
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let during = client.stats().rtt.unwrap_or_default();
         p.set_delay(Duration::ZERO);
+        assert!(during >= Duration::from_millis(7), "RTT {during:?} with 2 x 5 ms of delay");
+        assert!(during > before, "RTT {before:?} -> {during:?}");
     })
     .await;
 }
@@ -117,7 +132,7 @@ async fn random_mix() {
             as u64,
     );
     println!("random_mix seed {seed} (rerun with TETHER_TEST_SEED={seed})");
-    exchange_under(move |p| async move {
+    exchange_under(move |p, _| async move {
         let mut x = seed | 1;
         let mut rand = move || {
             x ^= x << 13;
@@ -149,11 +164,12 @@ async fn random_mix() {
 }
 
 /// A blackholed connection (writes succeed, nothing arrives, nobody is told) is detected within
-/// `idle_timeout` (plus scheduling slack) and the session resumes on a new connection.
+/// `idle_timeout` (plus scheduling slack) and the session resumes on a new connection. The ack
+/// timeout is set far beyond, so only the idle timer can detect it in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blackhole_is_detected_within_idle_timeout_and_resumed() {
     within(60, async {
-        let cfg = config();
+        let cfg = Config { ack_timeout: Duration::from_secs(10), ..config() };
         let idle = cfg.idle_timeout;
         let server = Server::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
         let proxy = Proxy::start(server.local_addr().unwrap()).await.unwrap();
@@ -170,12 +186,7 @@ async fn blackhole_is_detected_within_idle_timeout_and_resumed() {
             let first = watcher.next_link_event().await;
             let detected = t0.elapsed();
             assert!(
-                matches!(
-                    first,
-                    Some(LinkEvent::Disconnected {
-                        reason: Reason::IdleTimeout | Reason::AckTimeout
-                    })
-                ),
+                matches!(first, Some(LinkEvent::Disconnected { reason: Reason::IdleTimeout })),
                 "{first:?}"
             );
             assert_eq!(watcher.next_link_event().await, Some(LinkEvent::Resumed));

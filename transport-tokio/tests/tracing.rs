@@ -1,0 +1,144 @@
+//! The tracing contract: one `tether_session` span per session on each side, carrying the
+//! session's id (the client's recorded once the server issued it), and an event inside it at
+//! each state change. A small subscriber records spans and events; it is installed globally
+//! because the drivers log from the runtime's worker threads.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{config, payload, within};
+use tether_tokio::{connect, End, Server};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// A span's name and its fields as text.
+#[derive(Clone, Debug, Default)]
+struct SpanInfo {
+    name: &'static str,
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct Log {
+    spans: Mutex<BTreeMap<u64, SpanInfo>>,
+    /// (message, the span the event happened in).
+    events: Mutex<Vec<(String, Option<SpanInfo>)>>,
+}
+
+struct Capture {
+    next: AtomicU64,
+    log: Arc<Log>,
+}
+
+thread_local! {
+    /// Spans entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.insert(field.name().to_string(), format!("{value:?}"));
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut info = SpanInfo { name: attrs.metadata().name(), ..SpanInfo::default() };
+        attrs.record(&mut Fields(&mut info.fields));
+        self.log.spans.lock().unwrap().insert(id, info);
+        Id::from_u64(id)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        if let Some(info) = self.log.spans.lock().unwrap().get_mut(&span.into_u64()) {
+            values.record(&mut Fields(&mut info.fields));
+        }
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let message = fields.remove("message").unwrap_or_default();
+        let span = ENTERED.with(|e| e.borrow().last().copied());
+        let span = span.and_then(|id| self.log.spans.lock().unwrap().get(&id).cloned());
+        self.log.events.lock().unwrap().push((message, span));
+    }
+
+    fn enter(&self, span: &Id) {
+        ENTERED.with(|e| e.borrow_mut().push(span.into_u64()));
+    }
+
+    fn exit(&self, span: &Id) {
+        ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            if let Some(i) = e.iter().rposition(|&id| id == span.into_u64()) {
+                e.remove(i);
+            }
+        });
+    }
+}
+
+impl Log {
+    /// The session spans of `role`, with the events logged inside each (by session id).
+    fn session_events(&self, role: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (message, span) in self.events.lock().unwrap().iter() {
+            let Some(span) = span.as_ref().filter(|s| s.name == "tether_session") else {
+                continue;
+            };
+            if span.fields.get("role").map(String::as_str) == Some(&format!("{role:?}")) {
+                let id = span.fields.get("id").cloned().unwrap_or_default();
+                out.entry(id).or_default().push(message.clone());
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_span_per_session_with_its_id_and_an_event_per_state_change() {
+    let log = Arc::new(Log::default());
+    let capture = Capture { next: AtomicU64::new(0), log: log.clone() };
+    tracing::subscriber::set_global_default(capture).unwrap();
+    within(30, async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        client.send(payload("t", 0)).await.unwrap();
+        assert_eq!(session.recv().await.unwrap().payload, payload("t", 0));
+        let id = session.id().unwrap().0;
+        assert_eq!(client.id().map(|i| i.0), Some(id));
+        let (c, s) = tokio::join!(client.close(), session.close());
+        assert_eq!((c, s), (End::Closed, End::Closed));
+
+        let id = format!("{}", id);
+        let clients = log.session_events("client");
+        let servers = log.session_events("server");
+        let client_events =
+            clients.get(&id).unwrap_or_else(|| panic!("no client span {id}: {clients:?}"));
+        let server_events =
+            servers.get(&id).unwrap_or_else(|| panic!("no server span {id}: {servers:?}"));
+        for expected in ["connected", "close requested", "session closed cleanly"] {
+            assert!(client_events.iter().any(|m| m == expected), "client: {client_events:?}");
+        }
+        for expected in ["session accepted", "close requested", "session closed cleanly"] {
+            assert!(server_events.iter().any(|m| m == expected), "server: {server_events:?}");
+        }
+    })
+    .await;
+}
