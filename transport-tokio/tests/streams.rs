@@ -309,26 +309,38 @@ async fn aborting_a_client_with_a_full_write_buffer_drops_its_connection() {
 
 /// While every connection attempt fails, the client retries on the core's backoff: spaced out
 /// (not a busy loop), each wait within `reconnect_backoff_max`, and the session stays alive,
-/// detached, until it is aborted.
+/// detached, until it is aborted. Two clients started together wait differently: the jitter is
+/// seeded from the OS, not from a constant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_connects_are_retried_on_the_backoff() {
-    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = attempts.clone();
-    let connector = move || {
-        log.lock().unwrap().push(std::time::Instant::now());
-        async { Err::<DuplexStream, _>(io::Error::from(io::ErrorKind::ConnectionRefused)) }
-    };
     let cfg = config();
-    let session = tether_tokio::start(connector, cfg.clone()).unwrap();
+    let failing = || {
+        let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = attempts.clone();
+        let connector = move || {
+            log.lock().unwrap().push(std::time::Instant::now());
+            async { Err::<DuplexStream, _>(io::Error::from(io::ErrorKind::ConnectionRefused)) }
+        };
+        (tether_tokio::start(connector, cfg.clone()).unwrap(), attempts)
+    };
+    let (a, a_attempts) = failing();
+    let (b, b_attempts) = failing();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(session.state(), tether_tokio::SessionState::Detached);
-    session.abort();
-    let times = attempts.lock().unwrap().clone();
-    // Waits are uniform in [0, min(200 ms, 20 ms x 2^n)]: about 20 attempts in 2 s.
-    assert!((5..=60).contains(&times.len()), "{} attempts in 2 s", times.len());
-    let slack = Duration::from_millis(150);
-    for pair in times.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap <= cfg.reconnect_backoff_max + slack, "waited {gap:?} between attempts");
+    let mut gaps = Vec::new();
+    for (session, attempts) in [(a, a_attempts), (b, b_attempts)] {
+        assert_eq!(session.state(), tether_tokio::SessionState::Detached);
+        session.abort();
+        let times = attempts.lock().unwrap().clone();
+        // Waits are uniform in [0, min(200 ms, 20 ms x 2^n)]: about 20 attempts in 2 s.
+        assert!((5..=60).contains(&times.len()), "{} attempts in 2 s", times.len());
+        let slack = Duration::from_millis(150);
+        let waits: Vec<Duration> = times.windows(2).map(|p| p[1] - p[0]).collect();
+        for &wait in &waits {
+            assert!(wait <= cfg.reconnect_backoff_max + slack, "waited {wait:?} between attempts");
+        }
+        gaps.push(waits);
     }
+    let apart =
+        gaps[0].iter().zip(&gaps[1]).any(|(x, y)| x.abs_diff(*y) > Duration::from_millis(10));
+    assert!(apart, "two clients waited alike: {gaps:?}");
 }
