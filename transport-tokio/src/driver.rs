@@ -497,7 +497,7 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let mut wake = Vec::new();
         let now = self.shared.clock.now();
-        self.shared.lock().driver_stopped(now, &mut wake);
+        self.shared.lock().driver_stopped(now, std::thread::panicking(), &mut wake);
         for w in wake {
             w.wake();
         }

@@ -34,8 +34,10 @@ use crate::Error;
 /// was never accepted is aborted when the `Server` is dropped.)
 ///
 /// **The driver's runtime**: the session's driver task runs on the runtime `connect` or `bind` was
-/// called on. If that runtime shuts down first, the session ends as if aborted: `Lost` with
-/// reason `ApplicationAbort` and every unconfirmed message, and later sends are refused.
+/// called on. If that runtime shuts down first, the session ends here as if aborted: `Lost` with
+/// reason `ApplicationAbort` and every unconfirmed message, and later sends are refused. The peer
+/// is not told (nothing is written any more): it sees the connection go and, after its
+/// `session_timeout`, ends its side too.
 #[derive(Debug)]
 pub struct Session {
     shared: Arc<Shared>,

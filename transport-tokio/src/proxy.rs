@@ -224,6 +224,9 @@ async fn accept_loop(
             continue;
         };
         tokio::select! {
+            // A refusal first: a connection already waiting in the backlog when `refuse_for`
+            // was called is refused with the listener, not forwarded.
+            biased;
             changed = refuse.changed() => {
                 if changed.is_err() {
                     return;

@@ -24,7 +24,7 @@ pub trait Listener: Send + 'static {
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Stream>>;
     /// Prepares a stream just accepted, before a session runs on it: for TCP, the socket options
     /// of [`configure_tcp`]. The default does nothing.
-    fn configure(_stream: &Self::Stream, _config: &Config) {}
+    fn configure(&self, _stream: &Self::Stream, _config: &Config) {}
 }
 
 impl Listener for TcpListener {
@@ -34,7 +34,7 @@ impl Listener for TcpListener {
         TcpListener::poll_accept(self, cx).map_ok(|(s, _)| s)
     }
 
-    fn configure(stream: &Self::Stream, config: &Config) {
+    fn configure(&self, stream: &Self::Stream, config: &Config) {
         configure_tcp(stream, config);
     }
 }
@@ -82,8 +82,9 @@ impl Server {
     pub fn from_listener<L: Listener>(mut listener: L, config: Config) -> Result<Server, Error> {
         let stream_config = config.clone();
         let accept: AcceptFn = Box::new(move |cx| {
-            listener.poll_accept(cx).map_ok(|s| {
-                L::configure(&s, &stream_config);
+            let accepted = listener.poll_accept(cx);
+            accepted.map_ok(|s| {
+                listener.configure(&s, &stream_config);
                 Box::new(s) as BoxStream
             })
         });

@@ -72,29 +72,22 @@ pub enum LinkEvent {
     Resumed,
 }
 
-/// Wakers kept per list before the list is woken and emptied (see [`Wakers::register`]).
-const MAX_WAKERS: usize = 64;
-
 /// Wakers of the tasks waiting for one thing; registering the same task twice keeps one.
+///
+/// A wait whose future was dropped (a `recv` under a timeout in a task that then ends) stays
+/// registered until the thing happens: the list holds one waker per task that waited since. A
+/// cap that woke and emptied a full list would bound that, but with more live waiters than the
+/// cap they would wake each other in a loop; removing a waker when its future is dropped is the
+/// real fix (not done yet).
 #[derive(Debug, Default)]
 pub(crate) struct Wakers(Vec<Waker>);
 
 impl Wakers {
-    /// Keeps `w` to wake when the thing happens. A waiter whose future was dropped (a `recv`
-    /// under a timeout, say) stays registered until then, so a list that reaches `MAX_WAKERS` is
-    /// woken and emptied first: the tasks still waiting poll again and register anew, and memory
-    /// stays bounded however many waits were abandoned. (Waking happens under the lock here; it
-    /// is rare, and a woken task only has to wait for the lock.)
+    /// Keeps `w` to wake when the thing happens (once per task).
     pub(crate) fn register(&mut self, w: &Waker) {
-        if self.0.iter().any(|x| x.will_wake(w)) {
-            return;
+        if !self.0.iter().any(|x| x.will_wake(w)) {
+            self.0.push(w.clone());
         }
-        if self.0.len() >= MAX_WAKERS {
-            for stale in self.0.drain(..) {
-                stale.wake();
-            }
-        }
-        self.0.push(w.clone());
     }
 
     pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
@@ -557,19 +550,30 @@ impl Inner {
         }
     }
 
-    /// The driver stops (it finished, or it was dropped with its runtime or by a panic). A session
-    /// still running can no longer move a byte: it is aborted, so its handles get `Lost` with
-    /// exactly the messages that were not confirmed (reason `ApplicationAbort`: the application
-    /// stopped what ran it). Later sends are refused as `Ended`; every waiter is woken.
-    pub(crate) fn driver_stopped(&mut self, now: Instant, wake: &mut Vec<Waker>) {
-        let now = self.advance(now);
-        let keys: Vec<SessionId> = self.slots.keys().copied().collect();
-        for key in keys {
-            if let Some(s) = self.core.session_mut(key) {
-                s.abort(now);
+    /// The driver stops: it finished, or it was dropped with its runtime. A session still running
+    /// can no longer move a byte: it is aborted, so its handles get `Lost` with exactly the
+    /// messages that were not confirmed (reason `ApplicationAbort`: the application stopped what
+    /// ran it; the peer is not told, as nothing is written any more). With `after_panic` (the
+    /// driver is dropped while a panic unwinds) the core is left alone: it may be half-way
+    /// through an update, and a second panic now would abort the process; handles then see
+    /// `Lost` with reason `TransportLost` and no unconfirmed list. Either way later sends are
+    /// refused as `Ended` and every waiter is woken.
+    pub(crate) fn driver_stopped(
+        &mut self,
+        now: Instant,
+        after_panic: bool,
+        wake: &mut Vec<Waker>,
+    ) {
+        if !after_panic {
+            let now = self.advance(now);
+            let keys: Vec<SessionId> = self.slots.keys().copied().collect();
+            for key in keys {
+                if let Some(s) = self.core.session_mut(key) {
+                    s.abort(now);
+                }
             }
+            self.drain_events(now, wake);
         }
-        self.drain_events(now, wake);
         self.driver_done = true;
         for slot in self.slots.values_mut() {
             slot.wake_all(wake);
@@ -950,38 +954,3 @@ impl Shared {
 
 #[cfg(all(test, tether_loom))]
 mod loom_tests;
-
-#[cfg(all(test, not(tether_loom)))]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    /// A task's waker: counts its wakes in a total shared by all of them.
-    struct Task(std::sync::Arc<AtomicUsize>);
-
-    impl Wake for Task {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[test]
-    fn abandoned_waiters_do_not_pile_up() {
-        let woken = std::sync::Arc::new(AtomicUsize::new(0));
-        let mut wakers = Wakers::default();
-        // A thousand waits, each from a task that gave up (a distinct waker every time).
-        let all: Vec<Waker> =
-            (0..1000).map(|_| Waker::from(std::sync::Arc::new(Task(woken.clone())))).collect();
-        for w in &all {
-            wakers.register(w);
-            assert!(wakers.0.len() <= MAX_WAKERS);
-        }
-        // Every waker that was dropped from the list was woken, so no live waiter is forgotten.
-        assert_eq!(woken.load(Ordering::Relaxed) + wakers.0.len(), 1000);
-        // The same task twice is kept once.
-        let again = wakers.0.len();
-        wakers.register(&all[999]);
-        assert_eq!(wakers.0.len(), again);
-    }
-}

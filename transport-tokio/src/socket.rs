@@ -53,8 +53,9 @@ mod tests {
             ack_timeout: Duration::from_secs(11),
             ..Config::default()
         };
-        // What `Server::from_listener` does with every accepted TCP stream.
-        <tokio::net::TcpListener as Listener>::configure(&stream, &config);
+        // What `Server::from_listener` (and so `Server::bind`) does with every stream a
+        // `TcpListener` accepts; here applied to the connecting side, whose options read the same.
+        listener.configure(&stream, &config);
         let sock = SockRef::from(&stream);
         assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY");
         assert!(sock.keepalive().unwrap(), "SO_KEEPALIVE");

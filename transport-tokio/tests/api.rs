@@ -401,6 +401,19 @@ async fn an_ack_due_on_the_last_message_a_sender_may_have_in_flight_goes_out_at_
     .await;
 }
 
+/// A driver that panics (here: its connector does) takes only its own session down: the handle
+/// ends `Lost` and refuses sends, and the process goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_driver_ends_its_session_only() {
+    let connector = || -> std::future::Ready<std::io::Result<tokio::net::TcpStream>> {
+        panic!("connector panics (on purpose)")
+    };
+    let session = tether_tokio::start(connector, config()).unwrap();
+    let end = within(5, session.ended()).await;
+    assert!(matches!(end, End::Lost { reason: Reason::TransportLost, .. }), "{end:?}");
+    assert!(matches!(session.try_send(payload("p", 0)), Err(SendError::Ended(_))));
+}
+
 /// A driver that stops without ending its session (its runtime was dropped) cannot lose messages
 /// silently: the handle ends with `Lost` listing exactly the unconfirmed ones, and later sends
 /// are refused.

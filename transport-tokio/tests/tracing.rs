@@ -1,7 +1,8 @@
 //! The tracing contract: one `tether_session` span per session on each side, carrying the
 //! session's id (the client's recorded once the server issued it), and an event inside it at
 //! each state change. A small subscriber records spans and events; it is installed globally
-//! because the drivers log from the runtime's worker threads.
+//! because the drivers log from the runtime's worker threads, so this file holds one test (a
+//! second would fail to install its own subscriber and see the first one's log).
 
 mod common;
 

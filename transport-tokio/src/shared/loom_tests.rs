@@ -17,9 +17,14 @@ const CONN: ConnId = ConnId(1);
 /// A client session after its handshake, with message 0 sent and unconfirmed (the limit is one
 /// message, so the next send meets backpressure), and the server's bytes acknowledging it.
 fn fixture() -> (Arc<Shared>, Bytes) {
+    fixture_with_limit(1)
+}
+
+/// [`fixture`] with room for `limit` unconfirmed messages.
+fn fixture_with_limit(limit: u32) -> (Arc<Shared>, Bytes) {
     let clock = Clock::new();
     let t0 = clock.now();
-    let config = Config { max_unconfirmed_messages: 1, ..Config::default() };
+    let config = Config { max_unconfirmed_messages: limit, ..Config::default() };
     let mut client =
         tether_core::Session::client(Config { ack_mode: AckMode::Manual, ..config.clone() }, 1, t0)
             .unwrap();
@@ -50,7 +55,7 @@ fn fixture() -> (Arc<Shared>, Bytes) {
         ack.extend_from_slice(&buf.split());
     }
     assert!(!ack.is_empty());
-    assert!(!client.can_send(2));
+    assert_eq!(client.can_send(2), limit > 1);
     let shared = Shared::new(Core::Client(Box::new(client)), false, clock);
     shared.lock().slots.insert(CLIENT_KEY, Slot::new(1, tracing::Span::none()));
     (shared, ack.freeze())
@@ -172,22 +177,27 @@ impl std::task::Wake for Wakes {
 }
 
 /// A send racing a driver pass is never stranded: the pass writes it, or the send wakes the
-/// driver for another pass (the kick is not lost to the pass's start or end).
+/// driver for another pass. Here a first send has already woken the driver (its kick is pending),
+/// so the second one must not count on that kick unless the pass it started carries it too.
 #[test]
 fn loom_send_racing_a_driver_pass_is_written_or_wakes_the_driver() {
     loom::model(|| {
-        let (shared, ack) = fixture();
+        let (shared, ack) = fixture_with_limit(3);
         let wakes = std::sync::Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(wakes.clone());
-        // A first pass registers the driver's waker and takes the ack: there is room for m1.
+        // A first pass registers the driver's waker and takes the ack: room for m1 and m2.
         driver_pass_waking(&shared, Some(ack), &waker);
+        let m1 = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
+        assert_eq!(m1, std::task::Poll::Ready(Ok(1)));
+        let woken_before = wakes.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(woken_before, 1, "the first send wakes the driver");
         let driver = shared.clone();
         let t = loom::thread::spawn(move || driver_pass_waking(&driver, None, &waker));
-        let r = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
-        assert_eq!(r, std::task::Poll::Ready(Ok(1)));
+        let m2 = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m2")));
+        assert_eq!(m2, std::task::Poll::Ready(Ok(2)));
         let written = t.join().unwrap();
-        let carried = written.iter().any(|(_, bytes)| bytes.windows(2).any(|w| w == b"m1"));
-        let woken = wakes.0.load(std::sync::atomic::Ordering::Relaxed) > 0;
-        assert!(carried || woken, "m1 neither written by the pass nor announced to the driver");
+        let carried = written.iter().any(|(_, bytes)| bytes.windows(2).any(|w| w == b"m2"));
+        let woken = wakes.0.load(std::sync::atomic::Ordering::Relaxed) > woken_before;
+        assert!(carried || woken, "m2 neither written by the pass nor announced to the driver");
     });
 }
