@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::{config, payload, quiet_config, stream_through, within};
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether_tokio::{connect, AckMode, Config, End, Reason, SendError, Server};
+use tether_tokio::{connect, AckMode, Config, End, Reason, SendError, Server, Session};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -414,20 +414,27 @@ async fn a_panicking_driver_ends_its_session_only() {
     assert!(matches!(session.try_send(payload("p", 0)), Err(SendError::Ended(_))));
 }
 
+/// A client and its accepted server session whose drivers (and the server) run on a runtime of
+/// their own, returned so the test can drop it.
+fn session_on_its_own_runtime() -> (tokio::runtime::Runtime, Session, Session) {
+    let drivers =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (client, session) = drivers.block_on(async {
+        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        (client, session)
+    });
+    (drivers, client, session)
+}
+
 /// A driver that stops without ending its session (its runtime was dropped) cannot lose messages
 /// silently: the handle ends with `Lost` listing exactly the unconfirmed ones, and later sends
 /// are refused.
 #[test]
 fn a_driver_dropped_with_its_runtime_ends_the_session_with_its_unconfirmed_messages() {
-    let drivers =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, client) = drivers.block_on(async {
-        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
-        (server, client)
-    });
+    let (drivers, client, session) = session_on_its_own_runtime();
     // Accepted but never read from: nothing the client sends is confirmed.
-    let session = drivers.block_on(server.accept()).unwrap();
     for i in 0..10 {
         assert_eq!(client.try_send(payload("u", i)).unwrap(), i);
     }
@@ -449,14 +456,7 @@ fn a_driver_dropped_with_its_runtime_ends_the_session_with_its_unconfirmed_messa
 /// instead of hanging.
 #[test]
 fn handles_work_from_another_runtime() {
-    let drivers =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, client) = drivers.block_on(async {
-        let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
-        (server, client)
-    });
-    let session = drivers.block_on(server.accept()).unwrap();
+    let (drivers, client, session) = session_on_its_own_runtime();
     let apps = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(within(30, async move {
@@ -477,7 +477,6 @@ fn handles_work_from_another_runtime() {
         }))
     });
     let client = apps.join().unwrap();
-    drop(server);
     drop(drivers);
     let after = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
