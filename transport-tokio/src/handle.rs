@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tether_core::{AckError, SendError, SessionId, SessionState, Stats};
 
-use crate::shared::{End, LinkEvent, Message, Shared};
+use crate::shared::{new_waiter, End, LinkEvent, Message, Shared, Waiter};
 use crate::sync::Arc;
 use crate::Error;
 
@@ -42,13 +42,54 @@ use crate::Error;
 pub struct Session {
     shared: Arc<Shared>,
     key: SessionId,
+    /// The waiter of this handle's poll methods (`Stream`, `Sink`, `poll_recv`, ...).
+    who: Waiter,
     /// A message handed to the `Sink` and not yet taken by the core.
     sink_pending: Option<Bytes>,
 }
 
+/// One wait of an async method: its own waiter token, withdrawn if the future is dropped while it
+/// waits (so a `recv` under a timeout leaves no waker behind).
+pub(crate) struct Wait<'a> {
+    shared: &'a Shared,
+    key: Option<SessionId>,
+    who: Waiter,
+    waiting: bool,
+}
+
+impl<'a> Wait<'a> {
+    pub(crate) fn new(shared: &'a Shared, key: Option<SessionId>) -> Wait<'a> {
+        Wait { shared, key, who: new_waiter(), waiting: false }
+    }
+
+    /// Polls `f` with this wait's token, remembering whether it left a registration behind.
+    pub(crate) fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce((&mut Context<'_>, Waiter)) -> Poll<T>,
+    ) -> Poll<T> {
+        let poll = f((cx, self.who));
+        self.waiting = poll.is_pending();
+        poll
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.shared.forget(self.key, self.who);
+        }
+    }
+}
+
 impl Session {
     pub(crate) fn new(shared: Arc<Shared>, key: SessionId) -> Session {
-        Session { shared, key, sink_pending: None }
+        Session { shared, key, who: new_waiter(), sink_pending: None }
+    }
+
+    /// A wait of one async method on this session.
+    fn wait(&self) -> Wait<'_> {
+        Wait::new(&self.shared, Some(self.key))
     }
 
     /// The session's id, once the server has issued it.
@@ -63,7 +104,9 @@ impl Session {
     /// was not sent.
     pub async fn send(&self, payload: Bytes) -> Result<u64, SendError> {
         let mut payload = Some(payload);
-        poll_fn(|cx| self.shared.poll_send(self.key, Some(cx), &mut payload)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_send(self.key, Some(w), &mut payload)))
+            .await
     }
 
     /// Sends every message of `queue`, front first, waiting while the unconfirmed buffer is full;
@@ -76,7 +119,9 @@ impl Session {
     /// the same sense: if the future is dropped, the messages still in `queue` were not sent.
     pub async fn send_many(&self, queue: &mut VecDeque<Bytes>) -> Result<Option<u64>, SendError> {
         let mut last = None;
-        poll_fn(|cx| self.shared.poll_send_many(self.key, cx, queue, &mut last)).await?;
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_send_many(self.key, w, queue, &mut last)))
+            .await?;
         Ok(last)
     }
 
@@ -92,7 +137,7 @@ impl Session {
     /// Polls for room to send a message of `len` bytes; `Ready` also when sending would fail for
     /// another reason (the following `send` reports it).
     pub fn poll_send_ready(&self, cx: &mut Context<'_>, len: usize) -> Poll<()> {
-        if self.shared.poll_send_ready(self.key, cx, len) {
+        if self.shared.poll_send_ready(self.key, (cx, self.who), len) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -102,7 +147,8 @@ impl Session {
     /// The next message from the peer, in order; `None` once the session has ended and every
     /// message received before the end was taken. Cancel-safe.
     pub async fn recv(&self) -> Option<Message> {
-        poll_fn(|cx| self.shared.poll_recv(self.key, Some(cx))).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_recv(self.key, Some(w)))).await
     }
 
     /// Waits for at least one message, then appends up to `limit` waiting messages to `out`, in
@@ -110,12 +156,13 @@ impl Session {
     /// taken (or if `limit` is 0). Acknowledges the whole batch at once (unless acks are manual):
     /// the way to receive many small messages fast. Cancel-safe.
     pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
-        poll_fn(|cx| self.shared.poll_recv_many(self.key, cx, out, limit)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_recv_many(self.key, w, out, limit))).await
     }
 
     /// Polls for the next message (see [`recv`](Self::recv)).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.shared.poll_recv(self.key, Some(cx))
+        self.shared.poll_recv(self.key, Some((cx, self.who)))
     }
 
     /// The next message if one is waiting.
@@ -140,7 +187,8 @@ impl Session {
     /// The peer's remaining messages still arrive through [`recv`](Self::recv) and must be taken
     /// for the close to complete: keep receiving in another task (or clone) while closing.
     pub async fn close(&self) -> End {
-        poll_fn(|cx| self.shared.poll_close(self.key, cx)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_close(self.key, w))).await
     }
 
     /// Ends the session at once. The end is [`End::Lost`] (reason `ApplicationAbort`) with every
@@ -151,14 +199,16 @@ impl Session {
 
     /// Waits until the session has ended (however it ended) and returns how.
     pub async fn ended(&self) -> End {
-        poll_fn(|cx| self.shared.poll_end(self.key, cx)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_end(self.key, w))).await
     }
 
     /// The next change of transport connection ([`LinkEvent::Disconnected`] /
     /// [`LinkEvent::Resumed`]); `None` once the session ended. Up to 64 are kept; older ones are
     /// dropped if nobody takes them.
     pub async fn next_link_event(&self) -> Option<LinkEvent> {
-        poll_fn(|cx| self.shared.poll_link(self.key, cx)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_link(self.key, w))).await
     }
 
     /// Counters and estimates: rtt, bytes, replays, reconnects, unconfirmed messages.
@@ -173,14 +223,15 @@ impl Session {
 
     /// Client side: waits until the first handshake completed.
     pub(crate) async fn connected(&self) -> Result<(), End> {
-        poll_fn(|cx| self.shared.poll_connected(self.key, cx)).await
+        let mut wait = self.wait();
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_connected(self.key, w))).await
     }
 
     fn poll_sink_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.sink_pending.is_none() {
             return Poll::Ready(Ok(()));
         }
-        match self.shared.poll_send(self.key, Some(cx), &mut self.sink_pending) {
+        match self.shared.poll_send(self.key, Some((cx, self.who)), &mut self.sink_pending) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
             Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Send(e))),
@@ -196,13 +247,13 @@ fn unreachable_pending() -> Result<u64, SendError> {
 impl Clone for Session {
     fn clone(&self) -> Session {
         self.shared.add_handle(self.key);
-        Session { shared: self.shared.clone(), key: self.key, sink_pending: None }
+        Session::new(self.shared.clone(), self.key)
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.shared.drop_handle(self.key);
+        self.shared.drop_handle(self.key, self.who);
     }
 }
 
@@ -210,7 +261,7 @@ impl futures_core::Stream for Session {
     type Item = Message;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.shared.poll_recv(self.key, Some(cx))
+        self.shared.poll_recv(self.key, Some((cx, self.who)))
     }
 }
 
@@ -257,10 +308,68 @@ impl futures_sink::Sink<Bytes> for Session {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        match this.shared.poll_close(this.key, cx) {
+        match this.shared.poll_close(this.key, (cx, this.who)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(End::Closed) => Poll::Ready(Ok(())),
             Poll::Ready(end) => Poll::Ready(Err(Error::Ended(end))),
         }
+    }
+}
+
+#[cfg(all(test, not(tether_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::{connect, Config, Server};
+
+    /// Waits abandoned by their futures (each `recv` under a timeout, in a task of its own) leave
+    /// no waker behind, and more live waiters than any small list would hold all get their
+    /// message (no cap that makes them wake each other).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_waits_leave_nothing_and_many_live_waits_all_complete() {
+        let server = Server::bind("127.0.0.1:0", Config::default()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), Config::default()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        let abandoned: Vec<_> = (0..200)
+            .map(|_| {
+                let s = session.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(Duration::from_millis(1), s.recv()).await.is_err()
+                })
+            })
+            .collect();
+        for t in abandoned {
+            assert!(t.await.unwrap(), "nothing was sent, so every recv timed out");
+        }
+        assert_eq!(session.shared.waits(session.key), 0);
+
+        let live: Vec<_> = (0..100)
+            .map(|_| {
+                let s = session.clone();
+                tokio::spawn(async move { s.recv().await.map(|m| m.payload) })
+            })
+            .collect();
+        // Every task waits, each registered once.
+        let mut waits = 0;
+        for _ in 0..1000 {
+            waits = session.shared.waits(session.key);
+            if waits == 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(waits, 100);
+        for i in 0..100u8 {
+            client.send(Bytes::from(vec![i])).await.unwrap();
+        }
+        let mut got = Vec::new();
+        for t in live {
+            got.push(tokio::time::timeout(Duration::from_secs(10), t).await.unwrap().unwrap());
+        }
+        got.sort();
+        assert_eq!(got, (0..100u8).map(|i| Some(Bytes::from(vec![i]))).collect::<Vec<_>>());
+        assert_eq!(session.shared.waits(session.key), 0);
     }
 }

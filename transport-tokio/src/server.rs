@@ -9,8 +9,8 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tracing::Instrument;
 
 use crate::driver::{AcceptFn, AsyncStream, BoxStream, Driver, Source};
-use crate::handle::Session;
-use crate::shared::{Clock, Core, Shared};
+use crate::handle::{Session, Wait};
+use crate::shared::{new_waiter, Clock, Core, Shared, Waiter};
 use crate::socket::configure_tcp;
 use crate::sync::Arc;
 use crate::Error;
@@ -62,6 +62,8 @@ impl Listener for tokio::net::UnixListener {
 pub struct Server {
     shared: Arc<Shared>,
     local_addr: Option<SocketAddr>,
+    /// The waiter of `poll_accept`.
+    who: Waiter,
 }
 
 impl Server {
@@ -103,7 +105,7 @@ impl Server {
         let source = Source::Server { accept, paused_until: None };
         let driver = Driver::new(shared.clone(), source).map_err(Error::Io)?;
         tokio::spawn(driver.instrument(span));
-        Ok(Server { shared, local_addr: None })
+        Ok(Server { shared, local_addr: None, who: new_waiter() })
     }
 
     /// The address the TCP listener is bound to (`None` for other listeners).
@@ -113,12 +115,16 @@ impl Server {
 
     /// The next new session. Resumed connections never show up here. `None` if the driver stopped.
     pub async fn accept(&self) -> Option<Session> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        let mut wait = Wait::new(&self.shared, None);
+        std::future::poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_accept(w)))
+            .await
+            .map(|id| Session::new(self.shared.clone(), id))
     }
 
     /// Polls for the next new session (see [`accept`](Self::accept)).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<Session>> {
-        self.shared.poll_accept(cx).map(|id| id.map(|id| Session::new(self.shared.clone(), id)))
+        let accepted = self.shared.poll_accept((cx, self.who));
+        accepted.map(|id| id.map(|id| Session::new(self.shared.clone(), id)))
     }
 
     /// Sessions the endpoint holds (attached or detached), and connections it knows of.
@@ -151,6 +157,7 @@ pub struct ServerCounts {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.shared.forget(None, self.who);
         self.shared.drop_acceptor();
     }
 }

@@ -72,26 +72,48 @@ pub enum LinkEvent {
     Resumed,
 }
 
-/// Wakers of the tasks waiting for one thing; registering the same task twice keeps one.
-///
-/// A wait whose future was dropped (a `recv` under a timeout in a task that then ends) stays
-/// registered until the thing happens: the list holds one waker per task that waited since. A
-/// cap that woke and emptied a full list would bound that, but with more live waiters than the
-/// cap they would wake each other in a loop; removing a waker when its future is dropped is the
-/// real fix (not done yet).
+/// Who waits: one token per waiting future (a `recv()` in progress, say), or per handle for the
+/// handle's poll methods (`Stream`, `Sink`, `poll_recv`). A future that is dropped while it waits
+/// withdraws its token, so abandoned waits (a `recv` under a timeout) leave nothing behind.
+pub(crate) type Waiter = u64;
+
+/// A token no other waiter has: the thread's number in the high bits, a count in the low 40 (a
+/// thread-local count: one shared counter was a cache line bouncing between the threads of every
+/// `send` and `recv`).
+pub(crate) fn new_waiter() -> Waiter {
+    static THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    thread_local! {
+        static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+    }
+    NEXT.with(|next| {
+        let mut token = next.get();
+        if token == u64::MAX {
+            token = THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 40;
+        }
+        next.set(token + 1);
+        token
+    })
+}
+
+/// The waiters waiting for one thing, each with its task's waker.
 #[derive(Debug, Default)]
-pub(crate) struct Wakers(Vec<Waker>);
+pub(crate) struct Wakers(Vec<(Waiter, Waker)>);
 
 impl Wakers {
-    /// Keeps `w` to wake when the thing happens (once per task).
-    pub(crate) fn register(&mut self, w: &Waker) {
-        if !self.0.iter().any(|x| x.will_wake(w)) {
-            self.0.push(w.clone());
+    /// Keeps `w` to wake for `who` when the thing happens (once per waiter and task).
+    pub(crate) fn register(&mut self, who: Waiter, w: &Waker) {
+        if !self.0.iter().any(|(t, x)| *t == who && x.will_wake(w)) {
+            self.0.push((who, w.clone()));
         }
     }
 
+    /// Withdraws `who`'s wait (its future was dropped, or its handle).
+    pub(crate) fn forget(&mut self, who: Waiter) {
+        self.0.retain(|(t, _)| *t != who);
+    }
+
     pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
-        out.append(&mut self.0);
+        out.extend(self.0.drain(..).map(|(_, w)| w));
     }
 }
 
@@ -247,6 +269,13 @@ impl Slot {
         self.end_wakers.take_into(out);
         self.link_wakers.take_into(out);
     }
+
+    fn forget(&mut self, who: Waiter) {
+        self.recv_wakers.forget(who);
+        self.send_wakers.forget(who);
+        self.end_wakers.forget(who);
+        self.link_wakers.forget(who);
+    }
 }
 
 /// Everything behind the lock.
@@ -369,10 +398,10 @@ impl Inner {
         }
     }
 
-    /// Wakes `cx` when confirmations free room in `key`'s unconfirmed buffer.
-    fn wait_to_send(&mut self, key: SessionId, cx: &Context<'_>) {
+    /// Wakes `cx` for `who` when confirmations free room in `key`'s unconfirmed buffer.
+    fn wait_to_send(&mut self, key: SessionId, cx: &Context<'_>, who: Waiter) {
         if let Some(slot) = self.slot(key) {
-            slot.send_wakers.register(cx.waker());
+            slot.send_wakers.register(who, cx.waker());
         }
     }
 
@@ -629,7 +658,7 @@ impl Shared {
     pub(crate) fn poll_send(
         &self,
         key: SessionId,
-        cx: Option<&mut Context<'_>>,
+        cx: Option<(&mut Context<'_>, Waiter)>,
         payload: &mut Option<Bytes>,
     ) -> Poll<Result<u64, SendError>> {
         let Some(p) = payload.take() else {
@@ -645,8 +674,8 @@ impl Shared {
             }
             Err(SendError::Backpressure(p)) if cx.is_some() => {
                 *payload = Some(p);
-                if let Some(cx) = cx {
-                    inner.wait_to_send(key, cx);
+                if let Some((cx, who)) = cx {
+                    inner.wait_to_send(key, cx, who);
                 }
                 Poll::Pending
             }
@@ -661,7 +690,7 @@ impl Shared {
     pub(crate) fn poll_send_many(
         &self,
         key: SessionId,
-        cx: &mut Context<'_>,
+        (cx, who): (&mut Context<'_>, Waiter),
         queue: &mut VecDeque<Bytes>,
         last: &mut Option<u64>,
     ) -> Poll<Result<(), SendError>> {
@@ -676,7 +705,7 @@ impl Shared {
                 }
                 Err(SendError::Backpressure(p)) => {
                     queue.push_front(p);
-                    inner.wait_to_send(key, cx);
+                    inner.wait_to_send(key, cx, who);
                     break Poll::Pending;
                 }
                 Err(e) => break Poll::Ready(Err(e)),
@@ -689,7 +718,12 @@ impl Shared {
     }
 
     /// True when a message of `len` bytes would be accepted now; otherwise registers `cx`.
-    pub(crate) fn poll_send_ready(&self, key: SessionId, cx: &mut Context<'_>, len: usize) -> bool {
+    pub(crate) fn poll_send_ready(
+        &self,
+        key: SessionId,
+        (cx, who): (&mut Context<'_>, Waiter),
+        len: usize,
+    ) -> bool {
         let mut inner = self.lock();
         let ready = inner.driver_done
             || inner.end_of(key).is_some()
@@ -698,7 +732,7 @@ impl Shared {
                 .session(key)
                 .is_none_or(|s| s.can_send(len) || s.state() == SessionState::Ended);
         if !ready {
-            inner.wait_to_send(key, cx);
+            inner.wait_to_send(key, cx, who);
         }
         ready
     }
@@ -707,7 +741,7 @@ impl Shared {
     pub(crate) fn poll_recv(
         &self,
         key: SessionId,
-        cx: Option<&mut Context<'_>>,
+        cx: Option<(&mut Context<'_>, Waiter)>,
     ) -> Poll<Option<Message>> {
         let mut inner = self.lock();
         let driver_done = inner.driver_done;
@@ -724,8 +758,8 @@ impl Shared {
         if slot.end.is_some() || driver_done {
             return Poll::Ready(None);
         }
-        if let Some(cx) = cx {
-            slot.recv_wakers.register(cx.waker());
+        if let Some((cx, who)) = cx {
+            slot.recv_wakers.register(who, cx.waker());
         }
         Poll::Pending
     }
@@ -736,7 +770,7 @@ impl Shared {
     pub(crate) fn poll_recv_many(
         &self,
         key: SessionId,
-        cx: &mut Context<'_>,
+        (cx, who): (&mut Context<'_>, Waiter),
         out: &mut Vec<Message>,
         limit: usize,
     ) -> Poll<usize> {
@@ -750,7 +784,7 @@ impl Shared {
             if limit == 0 || slot.end.is_some() || driver_done {
                 return Poll::Ready(0);
             }
-            slot.recv_wakers.register(cx.waker());
+            slot.recv_wakers.register(who, cx.waker());
             return Poll::Pending;
         }
         out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
@@ -775,7 +809,7 @@ impl Shared {
     }
 
     /// Starts a clean close (once), then waits for the end.
-    pub(crate) fn poll_close(&self, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+    pub(crate) fn poll_close(&self, key: SessionId, cx: (&mut Context<'_>, Waiter)) -> Poll<End> {
         let mut inner = self.lock();
         let now = inner.advance(self.clock.now());
         let requested = inner.slot(key).is_some_and(|s| s.close_requested);
@@ -796,17 +830,21 @@ impl Shared {
     }
 
     /// Waits for the session's end.
-    pub(crate) fn poll_end(&self, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+    pub(crate) fn poll_end(&self, key: SessionId, cx: (&mut Context<'_>, Waiter)) -> Poll<End> {
         let mut inner = self.lock();
         Self::poll_end_locked(&mut inner, key, cx)
     }
 
-    fn poll_end_locked(inner: &mut Inner, key: SessionId, cx: &mut Context<'_>) -> Poll<End> {
+    fn poll_end_locked(
+        inner: &mut Inner,
+        key: SessionId,
+        (cx, who): (&mut Context<'_>, Waiter),
+    ) -> Poll<End> {
         if let Some(end) = inner.end_of(key) {
             return Poll::Ready(end);
         }
         if let Some(slot) = inner.slot(key) {
-            slot.end_wakers.register(cx.waker());
+            slot.end_wakers.register(who, cx.waker());
         }
         Poll::Pending
     }
@@ -815,7 +853,7 @@ impl Shared {
     pub(crate) fn poll_connected(
         &self,
         key: SessionId,
-        cx: &mut Context<'_>,
+        (cx, who): (&mut Context<'_>, Waiter),
     ) -> Poll<Result<(), End>> {
         let mut inner = self.lock();
         if inner.slots.get(&key).is_some_and(|s| s.connected) {
@@ -825,7 +863,7 @@ impl Shared {
             return Poll::Ready(Err(end));
         }
         if let Some(slot) = inner.slot(key) {
-            slot.end_wakers.register(cx.waker());
+            slot.end_wakers.register(who, cx.waker());
         }
         Poll::Pending
     }
@@ -834,7 +872,7 @@ impl Shared {
     pub(crate) fn poll_link(
         &self,
         key: SessionId,
-        cx: &mut Context<'_>,
+        (cx, who): (&mut Context<'_>, Waiter),
     ) -> Poll<Option<LinkEvent>> {
         let mut inner = self.lock();
         let done = inner.end_of(key).is_some();
@@ -847,7 +885,7 @@ impl Shared {
         if done {
             return Poll::Ready(None);
         }
-        slot.link_wakers.register(cx.waker());
+        slot.link_wakers.register(who, cx.waker());
         Poll::Pending
     }
 
@@ -893,11 +931,33 @@ impl Shared {
         }
     }
 
-    /// A handle to `key` was dropped; the last one aborts the session (if it has not ended).
-    pub(crate) fn drop_handle(&self, key: SessionId) {
+    /// How many waits are registered on `key` (for tests).
+    #[cfg(test)]
+    pub(crate) fn waits(&self, key: SessionId) -> usize {
+        let mut inner = self.lock();
+        let slot = inner.slot(key).expect("a session slot");
+        [&slot.recv_wakers, &slot.send_wakers, &slot.end_wakers, &slot.link_wakers]
+            .iter()
+            .map(|w| w.0.len())
+            .sum()
+    }
+
+    /// Withdraws `who`'s waits: on `key`'s lists (if given) and for new sessions.
+    pub(crate) fn forget(&self, key: Option<SessionId>, who: Waiter) {
+        let mut inner = self.lock();
+        inner.accept_wakers.forget(who);
+        if let Some(slot) = key.and_then(|key| inner.slot(key)) {
+            slot.forget(who);
+        }
+    }
+
+    /// A handle to `key` was dropped (`who`: the waiter of its poll methods); the last one aborts
+    /// the session (if it has not ended).
+    pub(crate) fn drop_handle(&self, key: SessionId, who: Waiter) {
         let mut inner = self.lock();
         let now = inner.advance(self.clock.now());
         let Some(slot) = inner.slot(key) else { return };
+        slot.forget(who);
         slot.handles = slot.handles.saturating_sub(1);
         if slot.handles > 0 || slot.queued {
             return;
@@ -919,7 +979,10 @@ impl Shared {
 
     /// Server: the next accepted session's key (its slot now has one handle), `None` once the
     /// driver has stopped.
-    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<SessionId>> {
+    pub(crate) fn poll_accept(
+        &self,
+        (cx, who): (&mut Context<'_>, Waiter),
+    ) -> Poll<Option<SessionId>> {
         let mut inner = self.lock();
         while let Some(id) = inner.accept_queue.pop_front() {
             if let Some(slot) = inner.slot(id) {
@@ -931,7 +994,7 @@ impl Shared {
         if inner.driver_done {
             return Poll::Ready(None);
         }
-        inner.accept_wakers.register(cx.waker());
+        inner.accept_wakers.register(who, cx.waker());
         Poll::Pending
     }
 

@@ -104,7 +104,7 @@ fn loom_send_racing_backpressure_release() {
         });
         let mut payload = Some(Bytes::from_static(b"m1"));
         let r = loom::future::block_on(poll_fn(|cx| {
-            shared.poll_send(CLIENT_KEY, Some(cx), &mut payload)
+            shared.poll_send(CLIENT_KEY, Some((cx, 0)), &mut payload)
         }));
         assert_eq!(r, Ok(1));
         t.join().unwrap();
@@ -122,7 +122,7 @@ fn loom_close_racing_send() {
         let closer = shared.clone();
         let t = loom::thread::spawn(move || {
             let mut cx = Context::from_waker(Waker::noop());
-            assert!(closer.poll_close(CLIENT_KEY, &mut cx).is_pending());
+            assert!(closer.poll_close(CLIENT_KEY, (&mut cx, 0)).is_pending());
         });
         let r = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
         t.join().unwrap();
@@ -149,7 +149,7 @@ fn loom_handle_dropped_while_driver_mid_write() {
         let (shared, _ack) = fixture();
         let driver = shared.clone();
         let t = loom::thread::spawn(move || driver_pass(&driver, None));
-        shared.drop_handle(CLIENT_KEY);
+        shared.drop_handle(CLIENT_KEY, 0);
         let mut written = t.join().unwrap();
         written.extend(driver_pass(&shared, None));
         // The abort reached the wire exactly once, as the connection's last write.
