@@ -135,7 +135,8 @@ impl Session {
     }
 
     /// Polls for room to send a message of `len` bytes; `Ready` also when sending would fail for
-    /// another reason (the following `send` reports it).
+    /// a reason waiting cannot change (closing, ended, `len` above the maximum message size): the
+    /// following `send` reports it.
     pub fn poll_send_ready(&self, cx: &mut Context<'_>, len: usize) -> Poll<()> {
         if self.shared.poll_send_ready(self.key, (cx, self.who), len) {
             Poll::Ready(())
@@ -318,11 +319,63 @@ impl futures_sink::Sink<Bytes> for Session {
 
 #[cfg(all(test, not(tether_loom)))]
 mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
     use std::time::Duration;
 
     use bytes::Bytes;
 
-    use crate::{connect, Config, Server};
+    use crate::shared::new_waiter;
+    use crate::{connect, Config, SendError, Server};
+
+    #[test]
+    fn waiter_tokens_are_unique_across_threads_and_blocks() {
+        let per_thread = 70_000; // more than one block of 2^16
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread).map(|_| new_waiter()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for t in threads {
+            for token in t.join().unwrap() {
+                assert!(all.insert(token), "token {token} handed out twice");
+            }
+        }
+    }
+
+    /// A send waiting on backpressure that ends refused (the session started closing) leaves no
+    /// wait behind, and `poll_send_ready` is ready whenever waiting cannot help: while closing,
+    /// or for a message above the maximum size.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_send_leaves_no_wait_and_send_readiness_says_when_waiting_is_useless() {
+        let cfg = Config { max_unconfirmed_messages: 2, ..Config::default() };
+        let server = Server::bind("127.0.0.1:0", Config::default()).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), cfg).await.unwrap();
+        let _unread = server.accept().await.unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let too_large = 2 * 1024 * 1024;
+        assert!(client.poll_send_ready(&mut cx, too_large).is_ready(), "too large: no use waiting");
+        for i in 0..2u8 {
+            client.send(Bytes::from(vec![i])).await.unwrap();
+        }
+        assert!(client.poll_send_ready(&mut cx, 1).is_pending(), "full: waits for room");
+        let mut send = pin!(client.send(Bytes::from_static(b"waits")));
+        assert!(send.as_mut().poll(&mut cx).is_pending());
+        let closer = client.clone();
+        let close = tokio::spawn(async move { closer.close().await });
+        while !client.poll_send_ready(&mut cx, 1).is_ready() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let refused = send.as_mut().poll(&mut cx);
+        assert!(matches!(refused, Poll::Ready(Err(SendError::Closing(_)))), "{refused:?}");
+        // Nothing of the send or of poll_send_ready is left waiting to send.
+        assert_eq!(client.shared.waits(client.key)[1], 0);
+        close.abort();
+    }
 
     /// Waits abandoned by their futures (each `recv` under a timeout, in a task of its own) leave
     /// no waker behind, and more live waiters than any small list would hold all get their
@@ -343,7 +396,7 @@ mod tests {
         for t in abandoned {
             assert!(t.await.unwrap(), "nothing was sent, so every recv timed out");
         }
-        assert_eq!(session.shared.waits(session.key), 0);
+        assert_eq!(session.shared.waits(session.key), [0; 4]);
 
         let live: Vec<_> = (0..100)
             .map(|_| {
@@ -354,7 +407,7 @@ mod tests {
         // Every task waits, each registered once.
         let mut waits = 0;
         for _ in 0..1000 {
-            waits = session.shared.waits(session.key);
+            waits = session.shared.waits(session.key)[0];
             if waits == 100 {
                 break;
             }
@@ -370,6 +423,6 @@ mod tests {
         }
         got.sort();
         assert_eq!(got, (0..100u8).map(|i| Some(Bytes::from(vec![i]))).collect::<Vec<_>>());
-        assert_eq!(session.shared.waits(session.key), 0);
+        assert_eq!(session.shared.waits(session.key), [0; 4]);
     }
 }

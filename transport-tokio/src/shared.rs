@@ -77,20 +77,23 @@ pub enum LinkEvent {
 /// withdraws its token, so abandoned waits (a `recv` under a timeout) leave nothing behind.
 pub(crate) type Waiter = u64;
 
-/// A token no other waiter has: the thread's number in the high bits, a count in the low 40 (a
-/// thread-local count: one shared counter was a cache line bouncing between the threads of every
-/// `send` and `recv`).
+/// A token no other waiter has. Threads take blocks of 2^16 from one 64-bit counter (which never
+/// wraps) and count within them: a shared counter per token was a cache line bouncing between the
+/// threads of every `send` and `recv`.
 pub(crate) fn new_waiter() -> Waiter {
-    static THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    const BLOCK: u64 = 1 << 16;
+    static BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     thread_local! {
-        static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+        /// The next token and the end of this thread's block.
+        static NEXT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
     }
     NEXT.with(|next| {
-        let mut token = next.get();
-        if token == u64::MAX {
-            token = THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 40;
+        let (mut token, mut end) = next.get();
+        if token == end {
+            token = BLOCKS.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+            end = token + BLOCK;
         }
-        next.set(token + 1);
+        next.set((token + 1, end));
         token
     })
 }
@@ -109,7 +112,9 @@ impl Wakers {
 
     /// Withdraws `who`'s wait (its future was dropped, or its handle).
     pub(crate) fn forget(&mut self, who: Waiter) {
-        self.0.retain(|(t, _)| *t != who);
+        if !self.0.is_empty() {
+            self.0.retain(|(t, _)| *t != who);
+        }
     }
 
     pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
@@ -405,6 +410,14 @@ impl Inner {
         }
     }
 
+    /// `who` is done waiting to send: withdraws a wait left by an earlier poll (a refusal as
+    /// closing or ended comes without the wake-up that would have emptied the list).
+    fn stop_waiting_to_send(&mut self, key: SessionId, who: Waiter) {
+        if let Some(slot) = self.slot(key) {
+            slot.send_wakers.forget(who);
+        }
+    }
+
     /// The end a handle should see: the recorded one, or a loss if the driver is gone.
     fn end_of(&self, key: SessionId) -> Option<End> {
         match self.slots.get(&key) {
@@ -666,12 +679,6 @@ impl Shared {
         };
         let mut inner = self.lock();
         match inner.send(key, p) {
-            Ok(seq) => {
-                let kick = inner.kick();
-                drop(inner);
-                kick.wake();
-                Poll::Ready(Ok(seq))
-            }
             Err(SendError::Backpressure(p)) if cx.is_some() => {
                 *payload = Some(p);
                 if let Some((cx, who)) = cx {
@@ -679,7 +686,17 @@ impl Shared {
                 }
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(e)),
+            result => {
+                // A send that waited and is now accepted was woken by the confirmations that
+                // emptied the list; a refusal may come without them.
+                if let (Some((_, who)), Err(_)) = (cx, &result) {
+                    inner.stop_waiting_to_send(key, who);
+                }
+                let kick = if result.is_ok() { inner.kick() } else { Kick(None) };
+                drop(inner);
+                kick.wake();
+                Poll::Ready(result)
+            }
         }
     }
 
@@ -711,6 +728,9 @@ impl Shared {
                 Err(e) => break Poll::Ready(Err(e)),
             }
         };
+        if let Poll::Ready(Err(_)) = poll {
+            inner.stop_waiting_to_send(key, who);
+        }
         let kick = if sent { inner.kick() } else { Kick(None) };
         drop(inner);
         kick.wake();
@@ -725,13 +745,19 @@ impl Shared {
         len: usize,
     ) -> bool {
         let mut inner = self.lock();
+        let closing = inner.slots.get(&key).is_some_and(|slot| slot.close_requested);
+        // Ready when a send would be accepted, or refused for a reason waiting cannot change.
         let ready = inner.driver_done
+            || closing
             || inner.end_of(key).is_some()
-            || inner
-                .core
-                .session(key)
-                .is_none_or(|s| s.can_send(len) || s.state() == SessionState::Ended);
-        if !ready {
+            || inner.core.session(key).is_none_or(|s| {
+                s.can_send(len)
+                    || s.state() == SessionState::Ended
+                    || len as u64 > u64::from(s.max_message_size())
+            });
+        if ready {
+            inner.stop_waiting_to_send(key, who);
+        } else {
             inner.wait_to_send(key, cx, who);
         }
         ready
@@ -931,15 +957,14 @@ impl Shared {
         }
     }
 
-    /// How many waits are registered on `key` (for tests).
-    #[cfg(test)]
-    pub(crate) fn waits(&self, key: SessionId) -> usize {
+    /// How many waits are registered on `key` (for tests): to receive, to send, for the end and
+    /// for link events.
+    #[cfg(all(test, not(tether_loom)))]
+    pub(crate) fn waits(&self, key: SessionId) -> [usize; 4] {
         let mut inner = self.lock();
         let slot = inner.slot(key).expect("a session slot");
         [&slot.recv_wakers, &slot.send_wakers, &slot.end_wakers, &slot.link_wakers]
-            .iter()
             .map(|w| w.0.len())
-            .sum()
     }
 
     /// Withdraws `who`'s waits: on `key`'s lists (if given) and for new sessions.
