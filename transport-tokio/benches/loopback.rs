@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,9 @@ impl PayloadPool {
     }
 }
 
+/// The sequence number of the message that ends a tether throughput test.
+const END_MARKER: u64 = u64::MAX;
+
 /// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
 const BATCH: usize = 256;
 
@@ -152,15 +155,10 @@ async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
     let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
     let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
     let session = server.accept().await.unwrap();
-    let sent = Arc::new(AtomicU64::new(u64::MAX));
-    let sent2 = sent.clone();
     let receiver = tokio::spawn(async move {
         let mut expected = 0u64;
         let mut batch = Vec::with_capacity(BATCH * 4);
         loop {
-            if expected == sent2.load(Relaxed) {
-                return Instant::now();
-            }
             let limit = if batched { BATCH * 4 } else { 1 };
             if batched {
                 session.recv_many(&mut batch, limit).await;
@@ -168,13 +166,13 @@ async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
                 batch.push(session.recv().await.unwrap());
             }
             for m in batch.drain(..) {
-                let seq = u64::from_be_bytes(m.payload[..8].try_into().unwrap());
-                assert_eq!(seq, expected);
                 assert_eq!(m.payload.len(), size);
+                let seq = u64::from_be_bytes(m.payload[..8].try_into().unwrap());
+                if seq == END_MARKER {
+                    return (expected, Instant::now());
+                }
+                assert_eq!(seq, expected);
                 expected += 1;
-            }
-            if expected == sent2.load(Relaxed) {
-                return Instant::now();
             }
         }
     });
@@ -200,8 +198,12 @@ async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
             break;
         }
     }
-    sent.store(seq, Relaxed);
-    let end = receiver.await.unwrap();
+    // The end marker follows the last message on the same session. (Telling the receiver the
+    // count through shared memory instead raced: a receiver that had taken every message before
+    // the count was stored waited for one more, forever.)
+    client.send(pool.payload(END_MARKER, &pad)).await.unwrap();
+    let (received, end) = receiver.await.unwrap();
+    assert_eq!(received, seq);
     drop(client);
     (seq, end - start)
 }
