@@ -118,7 +118,9 @@ impl Wakers {
     }
 
     pub(crate) fn take_into(&mut self, out: &mut Vec<Waker>) {
-        out.extend(self.0.drain(..).map(|(_, w)| w));
+        if !self.0.is_empty() {
+            out.extend(self.0.drain(..).map(|(_, w)| w));
+        }
     }
 }
 
