@@ -3,19 +3,16 @@
 //! message it was given back as unconfirmed to a new session when a session is lost.
 
 use std::collections::VecDeque;
-use std::future::Future as _;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tether_tokio::{
     configure_tcp, AckMode, Config, End, LinkEvent, Listener, Server, Session, UnconfirmedMessage,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::common::{parse, payload, ranges, tether_config};
 use crate::emit;
@@ -25,29 +22,29 @@ use crate::roles::{exit_on_stdin_eof, listen, pace, run_burst, Workload};
 /// is stalled), so the kernel's accept queue overflows under a burst.
 struct PausedListener {
     inner: TcpListener,
-    pause: Option<Pin<Box<Sleep>>>,
+    /// Accepting starts at this instant.
+    resume_at: Option<Instant>,
     config: Config,
 }
 
 impl Listener for PausedListener {
     type Stream = TcpStream;
 
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<TcpStream>> {
-        if let Some(p) = self.pause.as_mut() {
-            ready!(p.as_mut().poll(cx));
-            self.pause = None;
+    async fn accept(&mut self) -> std::io::Result<TcpStream> {
+        if let Some(at) = self.resume_at.take() {
+            tokio::time::sleep_until(at).await;
         }
-        let (s, _) = ready!(self.inner.poll_accept(cx))?;
+        let (s, _) = self.inner.accept().await?;
         configure_tcp(&s, &self.config);
-        Poll::Ready(Ok(s))
+        Ok(s)
     }
 }
 
 /// Serves tether sessions on `port`, recording each message (`R <session> <id>`) before acking it.
 pub async fn server(port: u16, backlog: i32, pause: Duration) -> Result<(), String> {
     let inner = listen(port, backlog)?;
-    let pause = (!pause.is_zero()).then(|| Box::pin(tokio::time::sleep(pause)));
-    let listener = PausedListener { inner, pause, config: tether_config() };
+    let resume_at = (!pause.is_zero()).then(|| Instant::now() + pause);
+    let listener = PausedListener { inner, resume_at, config: tether_config() };
     let config = Config { ack_mode: AckMode::Manual, ..tether_config() };
     let server = Server::from_listener(listener, config).map_err(|e| format!("server: {e}"))?;
     let active = Arc::new(AtomicUsize::new(0));

@@ -1,11 +1,11 @@
 //! # tether-tokio
 //!
-//! The tokio adapter for [tether](tether_core): reliable, resumable message sessions over TCP (or
+//! The tokio binding of [tether](tether_async): reliable, resumable message sessions over TCP (or
 //! TLS, Unix sockets, anything `AsyncRead + AsyncWrite`).
 //!
 //! - [`connect`] / [`connect_with`] give a client [`Session`]; a background driver reconnects with
 //!   exponential backoff and full jitter (the core's policy) and resumes.
-//! - [`Server::bind`] / [`Server::from_listener`] and [`Server::accept`] give one [`Session`] per new
+//! - [`Server::bind`] / [`Server::from_listener`] and [`accept`](tether_async::Server::accept) give one [`Session`] per new
 //!   session; reconnecting clients are routed to their session silently.
 //! - A [`Session`] sends (waiting on backpressure), receives, closes cleanly or aborts, and reports
 //!   how it ended ([`End`]): `Closed` means everything arrived both ways; `Lost` hands back exactly
@@ -13,13 +13,15 @@
 //! - [`proxy`] is a fault-injecting TCP proxy (resets, blackholes, truncation, delays, half-closes,
 //!   refused connects) for tests and the demonstration.
 //!
-//! The adapter only moves bytes and time: every protocol decision is made by `tether-core`.
+//! The binding only moves bytes and time between tokio and [`tether_async`], which holds the
+//! driver, the reconnect loop, server routing and the handles (re-exported here); every protocol
+//! decision is made by `tether-core`.
 //!
-//! Threads: each client session and each server has a driver task on the runtime it was created
-//! on. The drivers' deadlines (heartbeats, timeouts, delayed acks) are kept by one thread per
-//! process, `tether-timer`, started with the first driver: a tokio timer kept armed for every
-//! driver made each park of the runtime slower (see BENCHMARKS.md). It sleeps until the earliest
-//! deadline and only wakes the driver whose deadline passed.
+//! Time is tokio's: heartbeats, idle and ack timeouts, backoff and close timeouts all run on
+//! tokio's clock and timers, so `tokio::time::pause()`, `#[tokio::test(start_paused = true)]`
+//! and turmoil's simulated time drive them. With a fixed seed ([`Settings::seeded`]) a simulated
+//! run replays exactly. Each client session and each server has a driver task on the runtime it
+//! was started on.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tether_tokio::Error> {
@@ -45,51 +47,16 @@
 //! ```
 
 mod client;
-mod driver;
-mod handle;
 pub mod proxy;
-mod read_buf;
+mod runtime;
 mod server;
-mod shared;
 mod socket;
-mod sync;
-mod timer;
-mod write_queue;
 
 pub use client::{connect, connect_with, start, Connector};
-pub use driver::AsyncStream;
-pub use handle::Session;
-pub use server::{Listener, Server, ServerCounts};
-pub use shared::{End, LinkEvent, Message};
+pub use runtime::AsyncStream;
+pub use server::{Listener, Server};
 pub use socket::configure_tcp;
-pub use tether_core::{
-    AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
-    Stats, UnconfirmedMessage,
+pub use tether_async::{
+    AckError, AckMode, Config, ConfigError, Duration, End, Error, LinkEvent, Message, Reason,
+    SendError, ServerCounts, Session, SessionId, SessionState, Settings, Stats, UnconfirmedMessage,
 };
-
-/// Errors of the adapter's API. Misuse and set-up failures (`Config`, `Io`) come before any
-/// I/O on a session; `Send` and `Ended` are about one session.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The configuration is invalid: fix the named field.
-    #[error("invalid configuration: {0}")]
-    Config(#[source] ConfigError),
-    /// An I/O error while setting up (binding, the OS random generator).
-    #[error("I/O error while setting up: {0}")]
-    Io(#[source] std::io::Error),
-    /// A message was refused (see [`SendError`]); the message is handed back inside.
-    #[error("message refused: {0}")]
-    Send(#[source] SendError),
-    /// The session ended (e.g. before its first handshake, or a close that ended as lost).
-    #[error("{}", describe_end(.0))]
-    Ended(End),
-}
-
-fn describe_end(end: &End) -> String {
-    match end {
-        End::Closed => "session closed".to_string(),
-        End::Lost { reason, unconfirmed } => {
-            format!("session lost ({reason}); {} messages unconfirmed", unconfirmed.len())
-        }
-    }
-}

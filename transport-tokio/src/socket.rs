@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tether_core::Config;
+use tether_async::Config;
 use tokio::net::TcpStream;
 
 /// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`.

@@ -166,12 +166,11 @@ impl PipeListener {
 impl Listener for PipeListener {
     type Stream = DuplexStream;
 
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<DuplexStream>> {
-        match self.0.poll_recv(cx) {
-            Poll::Ready(Some(stream)) => Poll::Ready(Ok(stream)),
+    async fn accept(&mut self) -> io::Result<DuplexStream> {
+        match self.0.recv().await {
+            Some(stream) => Ok(stream),
             // The test's connector is gone: no more connections will come.
-            Poll::Ready(None) => Poll::Pending,
-            Poll::Pending => Poll::Pending,
+            None => std::future::pending().await,
         }
     }
 

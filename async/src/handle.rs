@@ -327,7 +327,8 @@ mod tests {
     use bytes::Bytes;
 
     use crate::shared::new_waiter;
-    use crate::{connect, Config, SendError, Server};
+    use crate::test_runtime::pair;
+    use crate::{Config, SendError};
 
     #[test]
     fn waiter_tokens_are_unique_across_threads_and_blocks() {
@@ -353,8 +354,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refused_send_leaves_no_wait_and_send_readiness_says_when_waiting_is_useless() {
         let cfg = Config { max_unconfirmed_messages: 2, ..Config::default() };
-        let server = Server::bind("127.0.0.1:0", Config::default()).await.unwrap();
-        let client = connect(server.local_addr().unwrap(), cfg).await.unwrap();
+        let (server, client) = pair(Config::default(), cfg).await;
         let _unread = server.accept().await.unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         let too_large = 2 * 1024 * 1024;
@@ -382,8 +382,7 @@ mod tests {
     /// message (no cap that makes them wake each other).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn abandoned_waits_leave_nothing_and_many_live_waits_all_complete() {
-        let server = Server::bind("127.0.0.1:0", Config::default()).await.unwrap();
-        let client = connect(server.local_addr().unwrap(), Config::default()).await.unwrap();
+        let (server, client) = pair(Config::default(), Config::default()).await;
         let session = server.accept().await.unwrap();
         let abandoned: Vec<_> = (0..200)
             .map(|_| {

@@ -21,6 +21,7 @@ use tether_core::{
     Stats, Transmit, UnconfirmedMessage,
 };
 
+use crate::runtime::Runtime;
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
@@ -315,25 +316,32 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
 }
 
-/// Maps the monotonic clock onto the core's [`Instant`] (nanoseconds since the adapter started).
-#[derive(Clone, Copy, Debug)]
+/// Maps the runtime's clock onto the core's [`Instant`] (nanoseconds since the session or server
+/// started). Time never comes from anywhere else.
+#[derive(Clone, Debug)]
 pub(crate) struct Clock {
     origin: std::time::Instant,
+    runtime: std::sync::Arc<dyn Runtime>,
 }
 
 impl Clock {
-    pub(crate) fn new() -> Clock {
-        Clock { origin: std::time::Instant::now() }
+    pub(crate) fn new(runtime: std::sync::Arc<dyn Runtime>) -> Clock {
+        Clock { origin: runtime.now(), runtime }
     }
 
     pub(crate) fn now(&self) -> Instant {
-        let nanos = self.origin.elapsed().as_nanos();
-        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        let since = self.runtime.now().saturating_duration_since(self.origin);
+        Instant::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
-    /// The wall-clock instant of a core deadline.
-    pub(crate) fn to_std(self, t: Instant) -> std::time::Instant {
+    /// The runtime's instant of a core deadline.
+    pub(crate) fn to_runtime(&self, t: Instant) -> std::time::Instant {
         self.origin + std::time::Duration::from_nanos(t.as_nanos())
+    }
+
+    /// The runtime this clock reads.
+    pub(crate) fn runtime(&self) -> &std::sync::Arc<dyn Runtime> {
+        &self.runtime
     }
 }
 

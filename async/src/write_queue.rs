@@ -2,12 +2,12 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tether_core::FrameSink;
-use tokio::io::AsyncWrite;
+
+use crate::runtime::ByteStream;
 
 /// Payloads this large or larger are queued as the sender's own `Bytes` (one reference count)
 /// and written from there by a vectored write; smaller ones are copied, which costs less than a
@@ -81,7 +81,7 @@ impl WriteQueue {
     }
 
     /// One vectored write of the queue's front; `Ok(n)` bytes were written and removed.
-    pub(crate) fn poll_write<S: AsyncWrite + Unpin + ?Sized>(
+    pub(crate) fn poll_write<S: ByteStream + ?Sized>(
         &mut self,
         stream: &mut S,
         cx: &mut Context<'_>,
@@ -92,7 +92,7 @@ impl WriteQueue {
             self.flatten();
         }
         let n = if self.pieces.is_empty() {
-            std::task::ready!(Pin::new(stream).poll_write(cx, &self.tail))?
+            std::task::ready!(stream.poll_write(cx, &self.tail))?
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
@@ -104,7 +104,7 @@ impl WriteQueue {
                 slices[count] = IoSlice::new(&self.tail);
                 count += 1;
             }
-            std::task::ready!(Pin::new(stream).poll_write_vectored(cx, &slices[..count]))?
+            std::task::ready!(stream.poll_write_vectored(cx, &slices[..count]))?
         };
         self.advance(n);
         Poll::Ready(Ok(n))
@@ -174,17 +174,17 @@ mod tests {
         }
     }
 
-    impl AsyncWrite for Recorder {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
+    impl ByteStream for Recorder {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut BytesMut) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(0))
+        }
+
+        fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
             Poll::Ready(Ok(self.take(&[IoSlice::new(buf)])))
         }
 
         fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
+            &mut self,
             _: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
@@ -196,11 +196,11 @@ mod tests {
             self.vectored
         }
 
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
 
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_close(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
     }

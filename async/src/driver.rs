@@ -7,29 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
 use tether_core::{ConnId, FrameSink, Instant, Transmit};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::read_buf::ReadBuf;
+use crate::runtime::{Accept, ByteStream, Connect, Connecting, Timer};
 use crate::shared::{Core, Inner, Shared};
 use crate::sync::Arc;
-use crate::timer::Timer;
 use crate::write_queue::WriteQueue;
 
-/// Any byte stream a session can run over: TCP, TLS, a Unix socket, an in-memory pipe.
-pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
-
-pub(crate) type BoxStream = Box<dyn AsyncStream>;
-pub(crate) type BoxConnect = Pin<Box<dyn Future<Output = io::Result<BoxStream>> + Send>>;
-pub(crate) type ConnectFn = Box<dyn FnMut() -> BoxConnect + Send>;
-pub(crate) type AcceptFn = Box<dyn FnMut(&mut Context<'_>) -> Poll<io::Result<BoxStream>> + Send>;
+type BoxStream = Box<dyn ByteStream>;
 
 /// Reads per connection per pass, so one busy connection cannot starve the others.
 const READS_PER_PASS: usize = 8;
@@ -80,10 +71,10 @@ enum IoEvent {
 
 /// How the driver obtains connections.
 pub(crate) enum Source {
-    /// A client: connects when the core says so.
-    Client { connect: ConnectFn, connecting: Option<BoxConnect>, timeout: StdDuration },
+    /// A client: connects when the core says so, giving up on an attempt after `timeout`.
+    Client { connect: Connect, connecting: Option<(Connecting, Instant)>, timeout: StdDuration },
     /// A server: accepts from a listener.
-    Server { accept: AcceptFn, paused_until: Option<Instant> },
+    Server { accept: Accept, paused_until: Option<Instant> },
 }
 
 enum Pass {
@@ -100,7 +91,8 @@ pub(crate) struct Driver {
     /// Where every connection's reads go.
     rbuf: ReadBuf,
     next_conn: u64,
-    timer: Timer,
+    /// The runtime's timer, made at the first deadline.
+    timer: Option<Pin<Box<dyn Timer>>>,
     /// What `timer` is armed for.
     timer_at: Option<Instant>,
     scratch: WriteQueue,
@@ -112,24 +104,23 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// A driver for `shared`. Fails only if the timer thread cannot be started.
-    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> io::Result<Driver> {
+    /// A driver for `shared`.
+    pub(crate) fn new(shared: Arc<Shared>, source: Source) -> Driver {
         let receive_window = shared.lock().core.config().receive_window_bytes;
-        let timer = Timer::new()?;
-        Ok(Driver {
+        Driver {
             shared,
             source,
             conns: BTreeMap::new(),
             rbuf: ReadBuf::new(receive_window),
             next_conn: 0,
-            timer,
+            timer: None,
             timer_at: None,
             scratch: WriteQueue::default(),
             io: Vec::new(),
             wake: Vec::new(),
             capped: false,
             finished: false,
-        })
+        }
     }
 
     fn new_conn(&mut self, stream: BoxStream) -> ConnId {
@@ -152,7 +143,7 @@ impl Driver {
                 *paused_until = None;
                 let mut accepted = Vec::new();
                 for _ in 0..ACCEPTS_PER_PASS {
-                    match accept(cx) {
+                    match accept.poll_accept(cx) {
                         Poll::Ready(Ok(stream)) => accepted.push(stream),
                         Poll::Ready(Err(e)) => {
                             tracing::warn!(error = %e, "accept failed; pausing");
@@ -169,8 +160,15 @@ impl Driver {
                 }
             }
             Source::Client { connecting, .. } => {
-                if let Some(fut) = connecting {
-                    if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+                if let Some((fut, give_up)) = connecting {
+                    let polled = match fut.as_mut().poll(cx) {
+                        Poll::Pending if *give_up <= now => Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connect timed out",
+                        ))),
+                        polled => polled,
+                    };
+                    if let Poll::Ready(result) = polled {
                         *connecting = None;
                         match result {
                             Ok(stream) => {
@@ -197,7 +195,7 @@ impl Driver {
         let rbuf = &mut self.rbuf;
         for (&id, c) in self.conns.iter_mut() {
             for attempt in 1..=READS_PER_PASS {
-                let read = pin!(c.stream.read_buf(rbuf.room())).poll(cx);
+                let read = c.stream.poll_read(cx, rbuf.room());
                 match read {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         more |= attempt == READS_PER_PASS;
@@ -256,14 +254,14 @@ impl Driver {
                 }
             }
             if !failed && c.unflushed {
-                match Pin::new(&mut c.stream).poll_flush(cx) {
+                match c.stream.poll_flush(cx) {
                     Poll::Ready(Ok(())) => c.unflushed = false,
                     Poll::Ready(Err(_)) => failed = true,
                     Poll::Pending => {}
                 }
             }
             if !failed && c.closing.is_some() && c.wbuf.is_empty() && !c.unflushed && !c.shut_down {
-                match Pin::new(&mut c.stream).poll_shutdown(cx) {
+                match c.stream.poll_close(cx) {
                     Poll::Ready(_) => {
                         c.shut_down = true;
                         progress = true;
@@ -332,7 +330,7 @@ impl Driver {
         }
 
         if connect_now {
-            self.start_connect();
+            self.start_connect(now);
             again = true;
         }
         again |= self.poll_writes(cx, now);
@@ -355,16 +353,9 @@ impl Driver {
     }
 
     /// Starts the connect the core asked for, bounded by the connect timeout.
-    fn start_connect(&mut self) {
+    fn start_connect(&mut self, now: Instant) {
         if let Source::Client { connect, connecting, timeout } = &mut self.source {
-            let fut = connect();
-            let timeout = *timeout;
-            *connecting = Some(Box::pin(async move {
-                match tokio::time::timeout(timeout, fut).await {
-                    Ok(r) => r,
-                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-                }
-            }));
+            *connecting = Some((connect(), now + *timeout));
         }
     }
 
@@ -383,8 +374,11 @@ impl Driver {
         for c in self.conns.values() {
             next = earliest(next, c.closing);
         }
-        if let Source::Server { paused_until, .. } = &self.source {
-            next = earliest(next, *paused_until);
+        match &self.source {
+            Source::Server { paused_until, .. } => next = earliest(next, *paused_until),
+            Source::Client { connecting, .. } => {
+                next = earliest(next, connecting.as_ref().map(|(_, give_up)| *give_up));
+            }
         }
         if idle_after_timeout && next.is_some_and(|t| t <= now) {
             next = Some(now + StdDuration::from_millis(1));
@@ -394,9 +388,16 @@ impl Driver {
         // just wakes the driver once, and that pass arms the next one.
         if let Some(t) = next.filter(|&t| self.timer_at.is_none_or(|armed| t < armed)) {
             self.timer_at = Some(t);
-            self.timer.arm(self.shared.clock.to_std(t), cx.waker());
+            let at = self.shared.clock.to_runtime(t);
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(self.shared.clock.runtime().new_timer(at)),
+            }
         }
-        if self.timer_at.is_some() && self.timer.poll_fired(cx.waker()) {
+        let Some(timer) = self.timer.as_mut().filter(|_| self.timer_at.is_some()) else {
+            return false;
+        };
+        if timer.as_mut().poll(cx).is_ready() {
             self.timer_at = None;
             return true;
         }

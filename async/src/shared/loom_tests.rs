@@ -1,5 +1,5 @@
 //! Loom model checks of the handle/driver interleavings that matter. Run with
-//! `RUSTFLAGS="--cfg tether_loom" cargo test -p tether-tokio --release --lib loom`.
+//! `RUSTFLAGS="--cfg tether_loom" cargo test -p tether-async --release --lib loom`.
 //!
 //! The driver's side is played by a loom thread calling the same `Inner` methods the real driver
 //! calls; the core is real (a client `Session` after an in-memory handshake with an `Endpoint`).
@@ -14,6 +14,24 @@ use super::*;
 
 const CONN: ConnId = ConnId(1);
 
+/// The models never arm a timer or spawn: only the clock is read.
+#[derive(Debug)]
+struct StdClock;
+
+impl Runtime for StdClock {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn new_timer(&self, _: std::time::Instant) -> std::pin::Pin<Box<dyn crate::runtime::Timer>> {
+        unreachable!("the models arm no timer")
+    }
+
+    fn spawn(&self, _: crate::runtime::Task) {
+        unreachable!("the models spawn nothing")
+    }
+}
+
 /// A client session after its handshake, with message 0 sent and unconfirmed (the limit is one
 /// message, so the next send meets backpressure), and the server's bytes acknowledging it.
 fn fixture() -> (Arc<Shared>, Bytes) {
@@ -22,7 +40,7 @@ fn fixture() -> (Arc<Shared>, Bytes) {
 
 /// [`fixture`] with room for `limit` unconfirmed messages.
 fn fixture_with_limit(limit: u32) -> (Arc<Shared>, Bytes) {
-    let clock = Clock::new();
+    let clock = Clock::new(std::sync::Arc::new(StdClock));
     let t0 = clock.now();
     let config = Config { max_unconfirmed_messages: limit, ..Config::default() };
     let mut client =

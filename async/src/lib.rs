@@ -1,0 +1,73 @@
+//! # tether-async
+//!
+//! The runtime-agnostic async layer of [tether](tether_core): the driver that moves bytes and
+//! time between a runtime and the sans-IO core, the reconnect loop, server routing, the session
+//! handles and the state they share. It reaches a runtime only through [`Runtime`] (clock, timers,
+//! spawning) and [`ByteStream`] (the connections), so each runtime binding is a few hundred lines:
+//! `tether-tokio` for tokio, `tether-smol` for smol and async-io. Applications use a binding,
+//! which re-exports the handles from here.
+//!
+//! - [`client::start`] / [`client::connect`] give a client [`Session`]; its driver reconnects
+//!   with exponential backoff and full jitter (the core's policy) and resumes.
+//! - [`Server::start`] and [`Server::accept`] give one [`Session`] per new session; reconnecting
+//!   clients are routed to their session silently.
+//! - A [`Session`] sends (waiting on backpressure), receives, closes cleanly or aborts, and reports
+//!   how it ended ([`End`]): `Closed` means everything arrived both ways; `Lost` hands back exactly
+//!   the unconfirmed messages.
+//!
+//! Time comes only from the [`Runtime`]: no wall-clock read, no thread of tether's own. A session
+//! run inside a deterministic simulation (turmoil, paused tokio time) with a fixed seed
+//! ([`Settings::seeded`]) replays exactly.
+
+pub mod client;
+mod driver;
+mod handle;
+mod read_buf;
+mod runtime;
+mod server;
+mod settings;
+mod shared;
+mod sync;
+#[cfg(all(test, not(tether_loom)))]
+mod test_runtime;
+mod write_queue;
+
+pub use handle::Session;
+pub use runtime::{Accept, ByteStream, Connect, Connecting, Runtime, Task, Timer};
+pub use server::{Server, ServerCounts};
+pub use settings::Settings;
+pub use shared::{End, LinkEvent, Message};
+pub use tether_core::{
+    AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
+    Stats, UnconfirmedMessage,
+};
+
+/// Errors of the async layer's API. Misuse and set-up failures (`Config`, `Io`, `NoRuntime`)
+/// come before any I/O on a session; `Send` and `Ended` are about one session.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid: fix the named field.
+    #[error("invalid configuration: {0}")]
+    Config(#[source] ConfigError),
+    /// An I/O error while setting up (binding, the OS random generator).
+    #[error("I/O error while setting up: {0}")]
+    Io(#[source] std::io::Error),
+    /// Called outside the runtime the binding runs sessions on: call it from within one.
+    #[error("no {0} runtime here: call this from within one (e.g. inside a task of it)")]
+    NoRuntime(&'static str),
+    /// A message was refused (see [`SendError`]); the message is handed back inside.
+    #[error("message refused: {0}")]
+    Send(#[source] SendError),
+    /// The session ended (e.g. before its first handshake, or a close that ended as lost).
+    #[error("{}", describe_end(.0))]
+    Ended(End),
+}
+
+fn describe_end(end: &End) -> String {
+    match end {
+        End::Closed => "session closed".to_string(),
+        End::Lost { reason, unconfirmed } => {
+            format!("session lost ({reason}); {} messages unconfirmed", unconfirmed.len())
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The runtime boundary: everything the async layer needs from an async runtime, and nothing else.
+//!
+//! A binding (tether-tokio, tether-smol) implements [`Runtime`] for its runtime and wraps its
+//! streams in [`ByteStream`]; the driver, handles, reconnect loop and server routing are written
+//! once against these traits. Datagram mode will add a datagram socket trait beside [`ByteStream`],
+//! reached the same way.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+/// A future the runtime runs to completion in the background.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An async runtime as tether uses it: its clock, its timers, and spawning.
+///
+/// Time comes only from here. A binding reads its runtime's clock (tokio's, which paused time and
+/// turmoil drive; async-io's on smol), so a session behaves the same in a simulation as on real
+/// sockets, and nothing in tether reads the wall clock or runs a thread of its own.
+pub trait Runtime: Send + Sync + Debug + 'static {
+    /// The runtime's current time. Never goes backwards.
+    fn now(&self) -> Instant;
+
+    /// A timer that fires once `deadline` (of [`now`](Self::now)'s clock) has passed.
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
+
+    /// Runs `task` in the background on this runtime.
+    fn spawn(&self, task: Task);
+}
+
+/// A runtime's timer: armed for one deadline at a time.
+pub trait Timer: Send + Debug {
+    /// Re-arms the timer for `deadline`, replacing the previous one (fired or not).
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+
+    /// Ready once the deadline has passed (and again on every poll until it is reset); otherwise
+    /// the task of `cx` is woken then.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A byte stream a session runs over (TCP, TLS, a Unix socket, an in-memory pipe), as the driver
+/// uses it. Bindings implement it for their runtime's I/O traits; applications use the bindings'
+/// own entry points and never need to name it.
+pub trait ByteStream: Send + Unpin + 'static {
+    /// Reads into the spare capacity of `buf` (appending; never more than its spare capacity).
+    /// `Ok(0)` is the end of the stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>>;
+
+    /// Writes from `buf`; `Ok(n)` bytes were taken.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes from several buffers in order, as one write where the stream can.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+
+    /// True if [`poll_write_vectored`](Self::poll_write_vectored) writes more than the first
+    /// buffer; otherwise the driver writes one contiguous copy instead.
+    fn is_write_vectored(&self) -> bool;
+
+    /// Flushes what was written.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Shuts down the writing half (flushing first).
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A connection attempt in progress.
+pub type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<dyn ByteStream>>> + Send>>;
+
+/// How a client opens transport connections: called once per attempt.
+pub type Connect = Box<dyn FnMut() -> Connecting + Send>;
+
+/// An accept in progress; it owns the listener and hands it back with the result.
+type Accepting<L> = Pin<Box<dyn Future<Output = (L, io::Result<Box<dyn ByteStream>>)> + Send>>;
+
+/// Polls a listener for its next connection.
+type PollAccept = Box<dyn FnMut(&mut Context<'_>) -> Poll<io::Result<Box<dyn ByteStream>>> + Send>;
+
+/// Where a server's connections come from: a listener and the async function that accepts one
+/// connection from it (the binding's `Listener::accept`, then its socket options).
+pub struct Accept {
+    poll: PollAccept,
+}
+
+impl Debug for Accept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Accept")
+    }
+}
+
+impl Accept {
+    /// Accepts from `listener` with `accept`, which takes the listener and gives it back with
+    /// the connection (so a listener whose `accept` needs `&mut self` works as well as one that
+    /// only needs `&self`). One accept is in flight at a time.
+    pub fn new<L, F, Fut>(listener: L, accept: F) -> Accept
+    where
+        L: Send + 'static,
+        F: Fn(L) -> Fut + Send + 'static,
+        Fut: Future<Output = (L, io::Result<Box<dyn ByteStream>>)> + Send + 'static,
+    {
+        let mut idle = Some(listener);
+        let mut pending: Option<Accepting<L>> = None;
+        let poll = move |cx: &mut Context<'_>| {
+            if let Some(listener) = idle.take() {
+                pending = Some(Box::pin(accept(listener)));
+            }
+            let Some(fut) = pending.as_mut() else {
+                return Poll::Pending; // unreachable: one of the two is always set
+            };
+            let (listener, result) = std::task::ready!(fut.as_mut().poll(cx));
+            pending = None;
+            idle = Some(listener);
+            Poll::Ready(result)
+        };
+        Accept { poll: Box::new(poll) }
+    }
+
+    /// Polls for the next connection.
+    pub(crate) fn poll_accept(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Box<dyn ByteStream>>> {
+        (self.poll)(cx)
+    }
+}
