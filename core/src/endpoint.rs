@@ -3,6 +3,7 @@
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -13,6 +14,7 @@ use crate::deadlines::Deadlines;
 use crate::event::Event;
 use crate::reason::Reason;
 use crate::session::{ConnId, Session, SessionId, Transmit};
+use crate::shard::Shard;
 use crate::time::{earliest, Instant};
 use crate::wire::{
     Decoder, Frame, FrameSink, Hello, HelloKind, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
@@ -25,15 +27,28 @@ const HANDSHAKE_FRAME_LIMIT: u32 = 128;
 /// A connection the endpoint knows about.
 #[derive(Debug)]
 enum ConnSlot {
-    /// Waiting for its `Hello`.
-    Handshaking { decoder: Decoder },
+    /// Waiting for its `Hello`; `raw` keeps what it sent so far when the server has other shards
+    /// (for a handoff).
+    Handshaking { decoder: Decoder, raw: Vec<Bytes> },
     /// Refused: a `Reject` frame (if any) is to be written, then the connection closed.
     Rejecting { frame: Option<Frame> },
     /// Attached to a session.
     Session(SessionId),
 }
 
-/// The server end of tether: one per listening address.
+/// A connection whose `Hello` resumes a session of another shard: the adapter moves it there and
+/// gives that shard's endpoint `bytes` as the connection's first input (see [`Shard`]).
+#[derive(Debug)]
+pub struct Handoff {
+    /// The connection, already forgotten by this endpoint.
+    pub conn: ConnId,
+    /// The shard that owns the session.
+    pub shard: u32,
+    /// Everything the connection sent so far, in order.
+    pub bytes: Vec<Bytes>,
+}
+
+/// The server end of tether: one per listening address, or one per shard of it.
 ///
 /// It owns every server-side [`Session`]. Connections are identified by a [`ConnId`] the adapter
 /// chooses. The driving contract is [`Session`]'s, with connection ids: report connections with
@@ -57,7 +72,10 @@ pub struct Endpoint {
     rng: ChaCha20Rng,
     sessions: BTreeMap<SessionId, Session>,
     conns: BTreeMap<ConnId, ConnSlot>,
+    /// This endpoint's handshakes in progress.
     handshakes: u32,
+    shard: Shard,
+    handoffs: VecDeque<Handoff>,
     /// Sessions that closed cleanly, with their secrets, remembered for `session_timeout` so a late
     /// resume learns the session closed (not "unknown").
     tombstones: BTreeMap<SessionId, Secret>,
@@ -84,13 +102,28 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint with `config` (validated) and 32 bytes of secret key material.
     pub fn new(config: Config, key: [u8; 32], now: Instant) -> Result<Endpoint, ConfigError> {
+        Endpoint::sharded(config, key, now, Shard::single())
+    }
+
+    /// One shard of a server (see [`Shard`]); every shard of a server takes the same `key`, and
+    /// each draws its own stream of ids and secrets from it.
+    pub fn sharded(
+        config: Config,
+        key: [u8; 32],
+        now: Instant,
+        shard: Shard,
+    ) -> Result<Endpoint, ConfigError> {
         config.validate()?;
+        let mut rng = ChaCha20Rng::from_seed(key);
+        rng.set_stream(u64::from(shard.index()));
         Ok(Endpoint {
             config: Arc::new(config),
-            rng: ChaCha20Rng::from_seed(key),
+            rng,
             sessions: BTreeMap::new(),
             conns: BTreeMap::new(),
             handshakes: 0,
+            shard,
+            handoffs: VecDeque::new(),
             tombstones: BTreeMap::new(),
             tombstone_expiry: Deadlines::default(),
             handshake_expiry: Deadlines::default(),
@@ -153,14 +186,14 @@ impl Endpoint {
         if self.conns.contains_key(&conn) {
             return;
         }
-        if self.handshakes >= self.config.max_handshakes {
+        if !self.shard.try_take_handshake(self.config.max_handshakes) {
             self.reject(conn, Reason::TooManyHandshakes);
             return;
         }
         self.handshakes += 1;
         self.handshake_expiry.set(conn, Some(now + self.config.handshake_timeout));
         let decoder = Decoder::new(HANDSHAKE_FRAME_LIMIT);
-        self.conns.insert(conn, ConnSlot::Handshaking { decoder });
+        self.conns.insert(conn, ConnSlot::Handshaking { decoder, raw: Vec::new() });
     }
 
     /// Bytes read from `conn`. Unknown connections are ignored.
@@ -178,7 +211,10 @@ impl Endpoint {
                     }
                 }
             }
-            Some(ConnSlot::Handshaking { decoder, .. }) => {
+            Some(ConnSlot::Handshaking { decoder, raw }) => {
+                if self.shard.count() > 1 {
+                    raw.push(bytes.clone());
+                }
                 decoder.push(bytes);
                 match decoder.next_frame() {
                     Ok(None) => {}
@@ -196,10 +232,7 @@ impl Endpoint {
     pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId) {
         self.last_now = now;
         match self.conns.remove(&conn) {
-            Some(ConnSlot::Handshaking { .. }) => {
-                self.handshakes -= 1;
-                self.handshake_expiry.set(conn, None);
-            }
+            Some(ConnSlot::Handshaking { .. }) => self.handshake_ended(conn),
             Some(ConnSlot::Session(id)) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
                     s.handle_disconnected(now, conn);
@@ -337,6 +370,7 @@ impl Endpoint {
         let secret = s.secret;
         let clean = s.closed_cleanly;
         self.sessions.remove(&id);
+        self.shard.release_session();
         self.session_timers.set(id, None);
         self.conns.retain(|_, slot| !matches!(slot, ConnSlot::Session(owner) if *owner == id));
         if clean {
@@ -352,11 +386,15 @@ impl Endpoint {
 
     /// Routes a `Hello` to a new session or the one it resumes.
     fn route(&mut self, now: Instant, conn: ConnId, hello: Hello) {
-        let Some(ConnSlot::Handshaking { decoder, .. }) = self.conns.remove(&conn) else {
+        let Some(ConnSlot::Handshaking { decoder, raw }) = self.conns.remove(&conn) else {
             return;
         };
-        self.handshakes -= 1;
-        self.handshake_expiry.set(conn, None);
+        self.handshake_ended(conn);
+        let owner = self.shard.owner_of(hello.session_id);
+        if hello.kind == HelloKind::Resume && owner != self.shard.index() {
+            self.handoffs.push_back(Handoff { conn, shard: owner, bytes: raw });
+            return;
+        }
         let mut decoder = decoder;
         decoder.set_max_frame_size(self.config.max_frame_size);
         let version_ok =
@@ -375,8 +413,10 @@ impl Endpoint {
             Ok(id) => {
                 self.conns.insert(conn, ConnSlot::Session(id));
                 self.touch(id);
-                // Frames that followed the Hello in the same read may already have detached it.
-                if self.sessions.get(&id).is_some_and(|s| s.detached_since().is_some()) {
+                // Frames that followed the Hello in the same read may already have detached it;
+                // with other shards, a resume lowers the count they see.
+                let detached = self.sessions.get(&id).is_some_and(|s| s.detached_since().is_some());
+                if detached || self.shard.count() > 1 {
                     self.enforce_detached_limit(now);
                 }
             }
@@ -394,12 +434,13 @@ impl Endpoint {
         if hello.session_id != 0 || hello.positions.received != 0 || hello.positions.acked != 0 {
             return Err(Reason::MalformedHandshake);
         }
-        if self.sessions.len() >= self.config.max_sessions as usize {
+        if !self.shard.try_take_session(self.config.max_sessions) {
             return Err(Reason::ServerBusy);
         }
         let id = loop {
             let candidate = SessionId(self.rng.next_u64());
             if candidate.0 != 0
+                && self.shard.owner_of(candidate.0) == self.shard.index()
                 && !self.sessions.contains_key(&candidate)
                 && !self.tombstones.contains_key(&candidate)
             {
@@ -457,8 +498,7 @@ impl Endpoint {
     /// Ends a connection still in its handshake, with a `Reject` if `reason` is given.
     fn end_handshake(&mut self, conn: ConnId, reason: Option<Reason>) {
         if let Some(ConnSlot::Handshaking { .. }) = self.conns.remove(&conn) {
-            self.handshakes -= 1;
-            self.handshake_expiry.set(conn, None);
+            self.handshake_ended(conn);
         }
         match reason {
             Some(reason) => self.reject(conn, reason),
@@ -469,19 +509,33 @@ impl Endpoint {
         }
     }
 
-    /// Gives up the longest-detached sessions beyond `max_detached_sessions`.
+    /// `conn`'s handshake is over (routed, refused, timed out or disconnected).
+    fn handshake_ended(&mut self, conn: ConnId) {
+        self.handshakes -= 1;
+        self.shard.release_handshake();
+        self.handshake_expiry.set(conn, None);
+    }
+
+    /// The next connection to move to the shard that owns the session it resumes. A server of
+    /// one shard never has any.
+    pub fn poll_handoff(&mut self) -> Option<Handoff> {
+        self.handoffs.pop_front()
+    }
+
+    /// Gives up the longest-detached sessions beyond `max_detached_sessions` (counted over every
+    /// shard: each shard gives up its own longest-detached ones while the server is over it).
     fn enforce_detached_limit(&mut self, now: Instant) {
         let max = self.config.max_detached_sessions as usize;
-        if self.sessions.len() <= max {
+        if self.shard.count() == 1 && self.sessions.len() <= max {
             return;
         }
         loop {
-            let detached: alloc::vec::Vec<(Instant, SessionId)> = self
+            let detached: Vec<(Instant, SessionId)> = self
                 .sessions
                 .iter()
                 .filter_map(|(id, s)| s.detached_since().map(|t| (t, *id)))
                 .collect();
-            if detached.len() <= max {
+            if self.shard.publish_detached(detached.len()) <= max {
                 return;
             }
             let Some(&(_, oldest)) = detached.iter().min() else {

@@ -28,14 +28,16 @@ mod recv_buf;
 mod rtt;
 mod send_buf;
 mod session;
+mod shard;
 mod time;
 pub mod wire;
 
 pub use config::{AckMode, Config, ConfigError, MAX_WINDOW_BYTES};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Handoff};
 pub use error::{AckError, CloseError, SendError};
 pub use event::{Event, Stats, UnconfirmedMessage};
 pub use reason::Reason;
 pub use session::{ConnId, Role, Session, SessionId, SessionState, Transmit};
+pub use shard::Shard;
 pub use time::{Duration, Instant};
 pub use wire::FrameSink;
