@@ -12,11 +12,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration as StdDuration;
 
 use bytes::Bytes;
-use tether_core::{ConnId, FrameSink, Instant, Transmit};
+use tether_core::{ConnId, FrameSink, Handoff, Instant, Transmit};
 
 use crate::read_buf::ReadBuf;
 use crate::runtime::{Accept, ByteStream, Connect, Connecting, Timer};
-use crate::shared::{Core, Inner, Shared};
+use crate::shared::{Core, Incoming, Inner, Shared};
 use crate::sync::Arc;
 use crate::write_queue::WriteQueue;
 
@@ -73,8 +73,19 @@ enum IoEvent {
 pub(crate) enum Source {
     /// A client: connects when the core says so, giving up on an attempt after `timeout`.
     Client { connect: Connect, connecting: Option<(Connecting, Instant)>, timeout: StdDuration },
-    /// A server: accepts from a listener.
-    Server { accept: Accept, paused_until: Option<Instant> },
+    /// One shard of a server: the first accepts from the listener and deals the connections out
+    /// over the shards; each shard takes connections handed to it and hands over those that
+    /// resume a session of another shard.
+    Server {
+        /// The listener (the first shard only).
+        accept: Option<Accept>,
+        paused_until: Option<Instant>,
+        shards: std::sync::Arc<Shards>,
+        /// This driver's shard.
+        index: usize,
+        /// The shard the next accepted connection goes to.
+        next: usize,
+    },
 }
 
 enum Pass {
@@ -124,11 +135,7 @@ impl Driver {
     }
 
     fn new_conn(&mut self, stream: BoxStream) -> ConnId {
-        self.next_conn += 1;
-        let id = ConnId(self.next_conn);
-        self.conns.insert(id, ConnIo::new(stream));
-        self.io.push(IoEvent::Connected(id));
-        id
+        add_conn(&mut self.conns, &mut self.next_conn, &mut self.io, stream)
     }
 
     /// Accepts (server) or completes a connect (client). True if more connections may be
@@ -136,7 +143,8 @@ impl Driver {
     fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut more = false;
         match &mut self.source {
-            Source::Server { accept, paused_until } => {
+            Source::Server { accept: None, .. } => {}
+            Source::Server { accept: Some(accept), paused_until, shards, index, next } => {
                 if paused_until.is_some_and(|t| t > now) {
                     return false;
                 }
@@ -154,7 +162,21 @@ impl Driver {
                     }
                 }
                 more = accepted.len() == ACCEPTS_PER_PASS;
+                // Dealt out in turn; a resume that lands on the wrong shard is handed over.
+                let mut mine = Vec::new();
                 for stream in accepted {
+                    let target = *next % shards.all.len();
+                    *next = next.wrapping_add(1);
+                    let dealt = match target == *index {
+                        true => Err(Incoming::new(stream, Vec::new())),
+                        false => shards.all[target].hand_over(Incoming::new(stream, Vec::new())),
+                    };
+                    // Kept here if it is this shard's turn or the other's driver has stopped.
+                    if let Err(kept) = dealt {
+                        mine.push(kept.stream);
+                    }
+                }
+                for stream in mine {
                     let id = self.new_conn(stream);
                     tracing::debug!(conn = id.0, "connection accepted");
                 }
@@ -292,7 +314,15 @@ impl Driver {
         let mut inner = self.shared.lock();
         let now = inner.advance(now);
         inner.begin_pass(cx.waker());
+        // Connections handed over by other shards: read from the next pass on.
+        again |= !inner.incoming.is_empty();
+        for Incoming { stream, bytes } in inner.incoming.drain(..) {
+            let id = add_conn(&mut self.conns, &mut self.next_conn, &mut self.io, stream);
+            tracing::debug!(conn = id.0, "connection handed over");
+            self.io.extend(bytes.into_iter().map(|b| IoEvent::Input(id, b)));
+        }
         feed(&mut inner, &mut self.io, now);
+        let handoffs = take_handoffs(&mut inner);
         // The core's deadline as of the end of the last pass: what handles did since can only
         // arm later deadlines (or ones this pass's end arms the timer for).
         let timed_out = inner.armed().is_some_and(|t| t <= now);
@@ -318,9 +348,12 @@ impl Driver {
         // Dispatching an event can act on the core (abort a session nobody can accept, ack a
         // message nobody will take): its output goes out in the next pass.
         again |= inner.drain_events(now, &mut self.wake);
-        let finished = match self.source {
+        let finished = match &self.source {
             Source::Client { .. } => inner.client_finished(),
-            Source::Server { .. } => inner.server_finished(),
+            // The listener stays open while any shard may still see a resume.
+            Source::Server { accept, shards, .. } => {
+                inner.server_finished() && (accept.is_none() || shards.running() == 1)
+            }
         };
         let deadline = inner.core.poll_timeout();
         inner.end_pass(deadline);
@@ -328,6 +361,7 @@ impl Driver {
         for w in self.wake.drain(..) {
             w.wake();
         }
+        again |= self.hand_over(handoffs);
 
         if connect_now {
             self.start_connect(now);
@@ -350,6 +384,21 @@ impl Driver {
         } else {
             Pass::Idle
         }
+    }
+
+    /// Moves connections that resume a session of another shard there, with what they sent.
+    fn hand_over(&mut self, handoffs: Vec<Handoff>) -> bool {
+        let Source::Server { shards, .. } = &self.source else { return false };
+        let moved = !handoffs.is_empty();
+        for h in handoffs {
+            if let Some(c) = self.conns.remove(&h.conn) {
+                tracing::debug!(conn = h.conn.0, shard = h.shard, "resume handed to its shard");
+                // A shard whose driver stopped holds no session: closing the connection makes
+                // the client try again.
+                let _ = shards.all[h.shard as usize].hand_over(Incoming::new(c.stream, h.bytes));
+            }
+        }
+        moved
     }
 
     /// Starts the connect the core asked for, bounded by the connect timeout.
@@ -464,6 +513,51 @@ fn feed(inner: &mut Inner, io: &mut Vec<IoEvent>, now: Instant) {
     }
 }
 
+/// Registers a new connection and reports it to the core.
+fn add_conn(
+    conns: &mut BTreeMap<ConnId, ConnIo>,
+    next_conn: &mut u64,
+    io: &mut Vec<IoEvent>,
+    stream: BoxStream,
+) -> ConnId {
+    *next_conn += 1;
+    let id = ConnId(*next_conn);
+    conns.insert(id, ConnIo::new(stream));
+    io.push(IoEvent::Connected(id));
+    id
+}
+
+/// The connections the core gave up to other shards (none for a client or a single shard).
+fn take_handoffs(inner: &mut Inner) -> Vec<Handoff> {
+    let mut handoffs = Vec::new();
+    if let Core::Server(e) = &mut inner.core {
+        while let Some(h) = e.poll_handoff() {
+            handoffs.push(h);
+        }
+    }
+    handoffs
+}
+
+/// The shards of one server, shared by their drivers and the `Server` handle.
+#[derive(Debug)]
+pub(crate) struct Shards {
+    /// Every shard's state, by index.
+    pub(crate) all: Vec<Arc<Shared>>,
+    /// Drivers still running.
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl Shards {
+    pub(crate) fn new(all: Vec<Arc<Shared>>) -> Shards {
+        let running = std::sync::atomic::AtomicUsize::new(all.len());
+        Shards { all, running }
+    }
+
+    fn running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -501,6 +595,11 @@ impl Drop for Driver {
         self.shared.lock().driver_stopped(now, std::thread::panicking(), &mut wake);
         for w in wake {
             w.wake();
+        }
+        if let Source::Server { shards, .. } = &self.source {
+            shards.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            // The accepting shard may be waiting for the others to finish.
+            shards.all[0].kick_driver();
         }
     }
 }

@@ -31,6 +31,12 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     /// Runs `task` in the background on this runtime.
     fn spawn(&self, task: Task);
+
+    /// How many tasks can run at once (worker threads): a server splits its sessions over this
+    /// many shards, each driven by a task of its own. The default is one.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// A runtime's timer: armed for one deadline at a time.

@@ -1,18 +1,21 @@
-//! The server: one endpoint, one driver, any number of sessions.
+//! The server: its sessions split over shards, one endpoint, driver and lock per shard.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
-use tether_core::{AckMode, Config, Endpoint};
+use tether_core::{AckMode, Config, Endpoint, Shard};
 use tracing::Instrument;
 
-use crate::driver::{Driver, Source};
-use crate::handle::{Session, Wait};
+use crate::driver::{Driver, Shards, Source};
+use crate::handle::Session;
 use crate::runtime::{Accept, Runtime};
 use crate::settings::Settings;
 use crate::shared::{new_waiter, Clock, Core, Shared, Waiter};
-use crate::sync::Arc;
 use crate::Error;
+
+/// Most shards a server is split into, whatever the runtime's parallelism.
+const MAX_SHARDS: usize = 64;
 
 /// A tether server: accepts connections, yields one [`Session`] per *new* session from
 /// [`accept`](Self::accept), and routes a reconnecting client's connection to its existing session
@@ -26,16 +29,22 @@ use crate::Error;
 /// (and can still resume) until they end; the listener closes when the last one has.
 #[derive(Debug)]
 pub struct Server {
-    shared: Arc<Shared>,
+    shards: std::sync::Arc<Shards>,
     local_addr: Option<SocketAddr>,
     /// The waiter of `poll_accept`.
     who: Waiter,
+    /// The shard whose accept queue is looked at first next time.
+    turn: AtomicUsize,
 }
 
 impl Server {
     /// A server on `runtime` accepting connections from `accept`; `local_addr` is what
     /// [`local_addr`](Self::local_addr) reports. Bindings call this from their `bind` and
     /// `from_listener`; applications use those.
+    ///
+    /// The sessions are split over [`Runtime::parallelism`] shards, each driven by a task of its
+    /// own with a lock of its own, so sessions on different shards never wait for each other
+    /// (the limits of the config hold for the server as a whole; see [`tether_core::Shard`]).
     ///
     /// Fails if the config is invalid, or if no seed was given and the OS random generator fails.
     pub fn start(
@@ -51,13 +60,28 @@ impl Server {
         let clock = Clock::new(runtime.clone());
         let manual = config.ack_mode == AckMode::Manual;
         let core_config = Config { ack_mode: AckMode::Manual, ..config };
-        let endpoint = Endpoint::new(core_config, key, clock.now()).map_err(Error::Config)?;
-        let shared = Shared::new(Core::Server(Box::new(endpoint)), manual, clock);
-        let span = tracing::info_span!("tether_server");
-        let source = Source::Server { accept, paused_until: None };
-        let driver = Driver::new(shared.clone(), source);
-        runtime.spawn(Box::pin(driver.instrument(span)));
-        Ok(Server { shared, local_addr, who: new_waiter() })
+        let count = u32::try_from(runtime.parallelism().clamp(1, MAX_SHARDS)).unwrap_or(1);
+        let mut all = Vec::new();
+        for shard in Shard::split(count) {
+            let endpoint = Endpoint::sharded(core_config.clone(), key, clock.now(), shard)
+                .map_err(Error::Config)?;
+            all.push(Shared::new(Core::Server(Box::new(endpoint)), manual, clock.clone()));
+        }
+        let shards = std::sync::Arc::new(Shards::new(all));
+        let mut accept = Some(accept);
+        for (index, shared) in shards.all.iter().enumerate() {
+            let span = tracing::info_span!("tether_server", shard = index);
+            let source = Source::Server {
+                accept: accept.take(),
+                paused_until: None,
+                shards: shards.clone(),
+                index,
+                next: 0,
+            };
+            let driver = Driver::new(shared.clone(), source);
+            runtime.spawn(Box::pin(driver.instrument(span)));
+        }
+        Ok(Server { shards, local_addr, who: new_waiter(), turn: AtomicUsize::new(0) })
     }
 
     /// The address the listener is bound to, where the binding knows it (TCP).
@@ -65,31 +89,85 @@ impl Server {
         self.local_addr
     }
 
-    /// The next new session. Resumed connections never show up here. `None` if the driver stopped.
+    /// The next new session. Resumed connections never show up here. `None` once every shard's
+    /// driver has stopped.
     pub async fn accept(&self) -> Option<Session> {
-        let mut wait = Wait::new(&self.shared, None);
-        std::future::poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_accept(w)))
-            .await
-            .map(|id| Session::new(self.shared.clone(), id))
+        let mut wait = AcceptWait { server: self, who: new_waiter(), waiting: false };
+        std::future::poll_fn(|cx| {
+            let poll = self.poll_accept_as(cx, wait.who);
+            wait.waiting = poll.is_pending();
+            poll
+        })
+        .await
     }
 
     /// Polls for the next new session (see [`accept`](Self::accept)).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<Session>> {
-        let accepted = self.shared.poll_accept((cx, self.who));
-        accepted.map(|id| id.map(|id| Session::new(self.shared.clone(), id)))
+        self.poll_accept_as(cx, self.who)
     }
 
-    /// Sessions the endpoint holds (attached or detached), and connections it knows of.
+    /// Polls every shard's accept queue, starting with a different shard each time so that none
+    /// waits behind another; a wait is registered with each shard that has none ready.
+    fn poll_accept_as(&self, cx: &mut Context<'_>, who: Waiter) -> Poll<Option<Session>> {
+        let all = &self.shards.all;
+        let first = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut stopped = 0;
+        for k in 0..all.len() {
+            let shard = &all[(first + k) % all.len()];
+            match shard.poll_accept((cx, who)) {
+                Poll::Ready(Some(id)) => {
+                    self.forget(who);
+                    return Poll::Ready(Some(Session::new(shard.clone(), id)));
+                }
+                Poll::Ready(None) => stopped += 1,
+                Poll::Pending => {}
+            }
+        }
+        if stopped == all.len() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Withdraws `who`'s accept waits.
+    fn forget(&self, who: Waiter) {
+        for shard in &self.shards.all {
+            shard.forget(None, who);
+        }
+    }
+
+    /// Sessions the server holds (attached or detached), and connections it knows of, summed
+    /// over its shards.
     pub fn counts(&self) -> ServerCounts {
-        let inner = self.shared.lock();
-        match &inner.core {
-            Core::Server(e) => ServerCounts {
-                sessions: e.session_count(),
-                detached: e.detached_count(),
-                handshakes: e.handshake_count(),
-                connections: e.connection_count(),
-            },
-            Core::Client(_) => ServerCounts::default(),
+        let mut counts = ServerCounts::default();
+        for shard in &self.shards.all {
+            if let Core::Server(e) = &shard.lock().core {
+                counts.sessions += e.session_count();
+                counts.detached += e.detached_count();
+                counts.handshakes += e.handshake_count();
+                counts.connections += e.connection_count();
+            }
+        }
+        counts
+    }
+
+    /// How many shards the sessions are split over.
+    pub fn shards(&self) -> usize {
+        self.shards.all.len()
+    }
+}
+
+/// The wait of one `accept()`: withdrawn from every shard if the future is dropped while waiting.
+struct AcceptWait<'a> {
+    server: &'a Server,
+    who: Waiter,
+    waiting: bool,
+}
+
+impl Drop for AcceptWait<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.server.forget(self.who);
         }
     }
 }
@@ -109,7 +187,9 @@ pub struct ServerCounts {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shared.forget(None, self.who);
-        self.shared.drop_acceptor();
+        self.forget(self.who);
+        for shard in &self.shards.all {
+            shard.drop_acceptor();
+        }
     }
 }

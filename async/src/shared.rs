@@ -21,7 +21,7 @@ use tether_core::{
     Stats, Transmit, UnconfirmedMessage,
 };
 
-use crate::runtime::Runtime;
+use crate::runtime::{ByteStream, Runtime};
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
@@ -307,6 +307,26 @@ pub(crate) struct Inner {
     driver_done: bool,
     /// Messages the application took from inboxes since the driver last looked (for tests).
     pub(crate) taken: u64,
+    /// Connections handed to this shard by another (a server of several shards).
+    pub(crate) incoming: Vec<Incoming>,
+}
+
+/// A connection handed to a server shard, with the bytes it sent so far.
+pub(crate) struct Incoming {
+    pub(crate) stream: Box<dyn ByteStream>,
+    pub(crate) bytes: Vec<Bytes>,
+}
+
+impl Incoming {
+    pub(crate) fn new(stream: Box<dyn ByteStream>, bytes: Vec<Bytes>) -> Incoming {
+        Incoming { stream, bytes }
+    }
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").field("bytes", &self.bytes.len()).finish_non_exhaustive()
+    }
 }
 
 /// The state shared by handles and the driver, plus the clock both read.
@@ -650,6 +670,7 @@ impl Shared {
                 armed: None,
                 driver_done: false,
                 taken: 0,
+                incoming: Vec::new(),
             }),
             clock,
         })
@@ -1031,6 +1052,26 @@ impl Shared {
         }
         inner.accept_wakers.register(who, cx.waker());
         Poll::Pending
+    }
+
+    /// Server shard: takes a connection from another shard, or gives it back if this shard's
+    /// driver has stopped.
+    pub(crate) fn hand_over(&self, incoming: Incoming) -> Result<(), Incoming> {
+        let mut inner = self.lock();
+        if inner.driver_done {
+            return Err(incoming);
+        }
+        inner.incoming.push(incoming);
+        let kick = inner.kick();
+        drop(inner);
+        kick.wake();
+        Ok(())
+    }
+
+    /// Makes the driver run a pass.
+    pub(crate) fn kick_driver(&self) {
+        let kick = self.lock().kick();
+        kick.wake();
     }
 
     /// Server: the acceptor is gone. Queued sessions nobody accepted are aborted.

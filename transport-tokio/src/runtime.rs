@@ -45,6 +45,11 @@ impl Runtime for Tokio {
     fn spawn(&self, task: Task) {
         self.0.spawn(task);
     }
+
+    /// The runtime's worker threads (1 on a current-thread runtime).
+    fn parallelism(&self) -> usize {
+        self.0.metrics().num_workers()
+    }
 }
 
 #[derive(Debug)]
