@@ -1,15 +1,14 @@
 //! A minimal runtime for the unit tests of the handles: tokio's clock, timers and spawning, and
-//! in-memory pipes as connections. (The real tokio binding is tether-tokio, which depends on this
-//! crate; these tests cannot use it.)
+//! in-memory pipes of this module as connections. (The real tokio binding is tether-tokio, which
+//! depends on this crate; these tests cannot use it.)
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWrite, DuplexStream};
 use tokio::sync::mpsc;
 
 use crate::runtime::{Accept, ByteStream, Connect, Runtime, Task, Timer};
@@ -45,53 +44,107 @@ impl Timer for TestTimer {
     }
 }
 
-struct Pipe(DuplexStream);
+/// One direction of an in-memory pipe.
+#[derive(Default)]
+struct Half {
+    bytes: BytesMut,
+    closed: bool,
+    reader: Option<Waker>,
+}
+
+/// One end of an in-memory byte pipe (unbounded: the sessions' own limits bound it).
+struct Pipe {
+    incoming: Arc<Mutex<Half>>,
+    outgoing: Arc<Mutex<Half>>,
+}
+
+fn pipe() -> (Pipe, Pipe) {
+    let (a, b) = (Arc::new(Mutex::new(Half::default())), Arc::new(Mutex::new(Half::default())));
+    (Pipe { incoming: a.clone(), outgoing: b.clone() }, Pipe { incoming: b, outgoing: a })
+}
 
 impl ByteStream for Pipe {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        std::future::Future::poll(std::pin::pin!(self.0.read_buf(buf)), cx)
+        let mut half = self.incoming.lock().unwrap();
+        let n = half.bytes.len().min(buf.capacity() - buf.len());
+        if n > 0 {
+            buf.extend_from_slice(&half.bytes.split_to(n));
+            return Poll::Ready(Ok(n));
+        }
+        if half.closed {
+            return Poll::Ready(Ok(0));
+        }
+        half.reader = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
         &mut self,
-        cx: &mut Context<'_>,
+        _: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let mut half = self.outgoing.lock().unwrap();
+        if half.closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        for b in bufs {
+            half.bytes.extend_from_slice(b);
+        }
+        let written = bufs.iter().map(|b| b.len()).sum();
+        if let Some(w) = half.reader.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        true
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+    fn poll_close(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        close(&self.outgoing);
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn close(half: &Mutex<Half>) {
+    let mut half = half.lock().unwrap();
+    half.closed = true;
+    if let Some(w) = half.reader.take() {
+        w.wake();
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        close(&self.incoming);
+        close(&self.outgoing);
     }
 }
 
 /// A server and a connected client over in-memory pipes, on the current tokio runtime.
 pub(crate) async fn pair(server: Config, client: Config) -> (Server, Session) {
     let runtime: Arc<dyn Runtime> = Arc::new(TestRuntime);
-    let (tx, rx) = mpsc::unbounded_channel::<DuplexStream>();
+    let (tx, rx) = mpsc::unbounded_channel::<Pipe>();
     let accept = Accept::new(rx, |mut rx| async move {
-        let next = rx.recv().await.map(|s| Box::new(Pipe(s)) as Box<dyn ByteStream>);
+        let next = rx.recv().await.map(|s| Box::new(s) as Box<dyn ByteStream>);
         (rx, next.ok_or_else(|| io::Error::other("no more pipes")))
     });
     let server = Server::start(runtime.clone(), accept, server, None).unwrap();
     let connect: Connect = Box::new(move || {
-        let (near, far) = tokio::io::duplex(1 << 20);
+        let (near, far) = pipe();
         let sent = tx.send(far);
         Box::pin(async move {
             sent.map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-            Ok(Box::new(Pipe(near)) as Box<dyn ByteStream>)
+            Ok(Box::new(near) as Box<dyn ByteStream>)
         })
     });
     let client = crate::client::connect(runtime, connect, client).await.unwrap();
