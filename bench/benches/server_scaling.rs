@@ -5,7 +5,7 @@
 //! order and counts them. The rate is all messages over the time until the last session saw its
 //! end marker. Method and figures: `BENCHMARKS.md` (server scaling).
 //!
-//! Run: `cargo bench -p tether-tokio --bench server_scaling`. `BENCH_CLIENTS=1,16,256` picks the
+//! Run: `cargo bench -p tether-bench --bench server_scaling`. `BENCH_CLIENTS=1,16,256` picks the
 //! client counts, `BENCH_WORKERS=1,2` the worker counts, `BENCH_ROUNDS` the rounds (default 2;
 //! the median is reported).
 

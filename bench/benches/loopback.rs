@@ -3,7 +3,7 @@
 //! ping-pong on it and on a current-thread runtime). Method and figures: `BENCHMARKS.md`
 //! (tether-tokio section), which follows `shared/ANCHORS.md`.
 //!
-//! Run: `cargo bench -p tether-tokio --bench loopback`. `BENCH_SECS` sets the send time per
+//! Run: `cargo bench -p tether-bench --bench loopback`. `BENCH_SECS` sets the send time per
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
 //! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only and
 //! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling).

@@ -1,0 +1,1 @@
+//! tether's benchmarks live in `benches/`; see `BENCHMARKS.md`.
