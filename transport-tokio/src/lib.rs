@@ -45,6 +45,77 @@
 //! # let _ = echo;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Inside a turmoil simulation
+//!
+//! Sessions run unchanged inside [turmoil](https://docs.rs/turmoil) hosts: a client connects over
+//! `turmoil::net::TcpStream` with [`connect_with`], a server accepts from a
+//! `turmoil::net::TcpListener` through a small [`Listener`], and every heartbeat, timeout
+//! and backoff runs on the host's simulated clock. With turmoil's `rng_seed` and
+//! [`Settings::seeded`] on both sides, a run replays exactly. turmoil's TCP does not retransmit:
+//! a partition with traffic across it kills the connection for good, which tether notices within
+//! `idle_timeout` and resumes once the link is repaired (`hold` / `release` model an outage that
+//! real TCP would ride out). See `docs/TESTING.md` and `tests/turmoil.rs`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use tether_tokio::{Config, Listener, Server, Settings};
+//!
+//! struct SimListener(turmoil::net::TcpListener);
+//!
+//! impl Listener for SimListener {
+//!     type Stream = turmoil::net::TcpStream;
+//!
+//!     async fn accept(&mut self) -> std::io::Result<Self::Stream> {
+//!         self.0.accept().await.map(|(stream, _)| stream)
+//!     }
+//! }
+//!
+//! # fn main() -> turmoil::Result {
+//! let config = Config {
+//!     heartbeat_interval: Duration::from_millis(500),
+//!     idle_timeout: Duration::from_secs(2),
+//!     ..Config::default()
+//! };
+//! let mut sim = turmoil::Builder::new()
+//!     .simulation_duration(Duration::from_secs(60))
+//!     .rng_seed(7)
+//!     .build();
+//! let server_config = config.clone();
+//! sim.host("server", move || {
+//!     let config = server_config.clone();
+//!     async move {
+//!         let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 7000)).await?;
+//!         let server = Server::from_listener(SimListener(listener), Settings::seeded(config, 1))?;
+//!         while let Some(session) = server.accept().await {
+//!             tokio::spawn(async move {
+//!                 while let Some(m) = session.recv().await {
+//!                     let _ = session.send(m.payload).await; // echo
+//!                 }
+//!             });
+//!         }
+//!         Ok(())
+//!     }
+//! });
+//! sim.client("client", async move {
+//!     let connector = || turmoil::net::TcpStream::connect(("server", 7000));
+//!     let session = tether_tokio::connect_with(connector, Settings::seeded(config, 2)).await?;
+//!     session.send(Bytes::from_static(b"before")).await?;
+//!     turmoil::partition("client", "server");
+//!     session.send(Bytes::from_static(b"during")).await?;
+//!     tokio::time::sleep(Duration::from_secs(5)).await; // simulated: the link is declared dead
+//!     turmoil::repair("client", "server"); // the session resumes on a new connection
+//!     for expected in ["before", "during"] {
+//!         assert_eq!(session.recv().await.unwrap().payload, expected.as_bytes());
+//!     }
+//!     assert!(session.close().await.is_closed());
+//!     Ok(())
+//! });
+//! sim.run()
+//! # }
+//! ```
 
 mod client;
 pub mod proxy;
