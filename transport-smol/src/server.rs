@@ -1,0 +1,108 @@
+//! The server: `Server::bind` over TCP, `Server::from_listener` over any listener.
+
+use std::future::Future;
+use std::io;
+use std::ops::Deref;
+
+use smol::net::{AsyncToSocketAddrs, TcpListener};
+use tether_async::{Accept, Config, Settings};
+
+use crate::runtime::{boxed, current, AsyncStream};
+use crate::socket::configure_tcp;
+use crate::Error;
+
+/// A source of incoming connections for a [`Server`]: implemented for smol's [`TcpListener`] and
+/// (on Unix) `smol::net::unix::UnixListener`; implement it for anything else that accepts
+/// streams (a TLS acceptor, a test network).
+pub trait Listener: Send + 'static {
+    /// The accepted streams.
+    type Stream: AsyncStream;
+    /// Waits for the next incoming connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// Prepares a stream just accepted, before a session runs on it: for TCP, the socket options
+    /// of [`configure_tcp`]. The default does nothing.
+    fn configure(&self, _stream: &Self::Stream, _config: &Config) {}
+}
+
+impl Listener for TcpListener {
+    type Stream = smol::net::TcpStream;
+
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+
+    fn configure(&self, stream: &Self::Stream, config: &Config) {
+        configure_tcp(stream, config);
+    }
+}
+
+#[cfg(unix)]
+impl Listener for smol::net::unix::UnixListener {
+    type Stream = smol::net::unix::UnixStream;
+
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        smol::net::unix::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// A tether server on smol: accepts connections, yields one session per *new* session from
+/// [`accept`](tether_async::Server::accept), and routes a reconnecting client's connection to
+/// its existing session without the application noticing. Everything but construction is
+/// [`tether_async::Server`]'s (this type dereferences to it).
+#[derive(Debug)]
+pub struct Server(tether_async::Server);
+
+impl Server {
+    /// Binds a TCP listener on `addr`. Accepted connections get `TCP_NODELAY`, keepalive and
+    /// `TCP_USER_TIMEOUT`. `settings` is a [`Config`], or [`Settings`] to fix the seed. Fails on
+    /// an invalid config or if the address cannot be bound.
+    pub async fn bind<A: AsyncToSocketAddrs>(
+        addr: A,
+        settings: impl Into<Settings>,
+    ) -> Result<Server, Error> {
+        let settings = settings.into();
+        settings.config.validate().map_err(Error::Config)?;
+        let listener = TcpListener::bind(addr).await.map_err(Error::Io)?;
+        let local_addr = listener.local_addr().ok();
+        Server::start(listener, settings, local_addr)
+    }
+
+    /// A server accepting from any [`Listener`] (a TCP or Unix listener, a TLS acceptor, a test
+    /// network); each accepted stream goes through [`Listener::configure`] first. Fails on an
+    /// invalid config. Like the client, it runs on smol's global executor and can be started
+    /// from any thread.
+    pub fn from_listener<L: Listener>(
+        listener: L,
+        settings: impl Into<Settings>,
+    ) -> Result<Server, Error> {
+        Server::start(listener, settings.into(), None)
+    }
+
+    fn start<L: Listener>(
+        listener: L,
+        settings: Settings,
+        local_addr: Option<std::net::SocketAddr>,
+    ) -> Result<Server, Error> {
+        let config = settings.config.clone();
+        let accept = Accept::new(listener, move |mut listener: L| {
+            let config = config.clone();
+            async move {
+                let accepted = listener.accept().await;
+                let stream = accepted.map(|s| {
+                    listener.configure(&s, &config);
+                    boxed(s)
+                });
+                (listener, stream)
+            }
+        });
+        tether_async::Server::start(current(), accept, settings, local_addr).map(Server)
+    }
+}
+
+impl Deref for Server {
+    type Target = tether_async::Server;
+
+    fn deref(&self) -> &tether_async::Server {
+        &self.0
+    }
+}
