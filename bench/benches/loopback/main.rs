@@ -3,19 +3,25 @@
 //! ping-pong on it and on a current-thread runtime). Method and figures: `BENCHMARKS.md`
 //! (tether-tokio section), which follows `shared/ANCHORS.md`.
 //!
+//! The same tether measurements then run on smol (`smol.rs`), against raw framed TCP on smol.
+//!
 //! Run: `cargo bench -p tether-bench --bench loopback`. `BENCH_SECS` sets the send time per
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
 //! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only and
-//! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling).
+//! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling), `BENCH_RUNTIME=tokio|smol`
+//! one runtime's tables only.
+
+mod smol;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tether_tokio::{connect, Config, Server};
+use tether_tokio::{connect, Config, Server, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufStream, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -149,13 +155,25 @@ const END_MARKER: u64 = u64::MAX;
 /// Messages per batch in the batched tether rows (`send_many` / `recv_many`).
 const BATCH: usize = 256;
 
-/// tether throughput, client to server, per message (`send`/`recv`) or batched
-/// (`send_many`/`recv_many`): messages sent and the time they took.
-async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
-    let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-    let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
-    let session = server.accept().await.unwrap();
-    let receiver = tokio::spawn(async move {
+/// A connected pair: the client session and the server's session.
+type Pair = (Session, Session);
+
+/// Runs a future to completion as a task of the runtime under test.
+type Spawn = fn(Pin<Box<dyn Future<Output = (u64, Instant)> + Send>>) -> JoinAny<(u64, Instant)>;
+
+/// A spawned task's result, whatever the runtime.
+type JoinAny<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// tether throughput over `pair`, client to server, per message (`send`/`recv`) or batched
+/// (`send_many`/`recv_many`): messages sent and the time they took. The receiver runs as a task
+/// of its own (`spawn`), as the raw TCP receiver does.
+async fn tether_throughput(
+    (client, session): Pair,
+    spawn: Spawn,
+    size: usize,
+    batched: bool,
+) -> (u64, Duration) {
+    let receiver = spawn(Box::pin(async move {
         let mut expected = 0u64;
         let mut batch = Vec::with_capacity(BATCH * 4);
         loop {
@@ -175,7 +193,7 @@ async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
                 expected += 1;
             }
         }
-    });
+    }));
     let pad = vec![0u8; size - 8];
     let mut pool = PayloadPool::default();
     let mut queue = VecDeque::with_capacity(BATCH);
@@ -202,10 +220,22 @@ async fn tether_throughput(size: usize, batched: bool) -> (u64, Duration) {
     // count through shared memory instead raced: a receiver that had taken every message before
     // the count was stored waited for one more, forever.)
     client.send(pool.payload(END_MARKER, &pad)).await.unwrap();
-    let (received, end) = receiver.await.unwrap();
+    let (received, end) = receiver.await;
     assert_eq!(received, seq);
     drop(client);
     (seq, end - start)
+}
+
+/// A tokio server and client on loopback, connected.
+async fn tokio_pair() -> Pair {
+    let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
+    let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+    (client, server.accept().await.unwrap())
+}
+
+fn tokio_spawn(f: Pin<Box<dyn Future<Output = (u64, Instant)> + Send>>) -> JoinAny<(u64, Instant)> {
+    let task = tokio::spawn(f);
+    Box::pin(async move { task.await.unwrap() })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -250,18 +280,18 @@ async fn raw_ping_pong() -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-/// tether ping-pong of 64 B: (median, p99) in µs.
-async fn tether_ping_pong() -> (f64, f64) {
-    let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-    let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
-    let session = server.accept().await.unwrap();
-    tokio::spawn(async move {
+/// tether ping-pong of 64 B over `pair`, the server side echoing in a task of its own
+/// (`spawn`): (median, p99) in µs.
+async fn tether_ping_pong((client, session): Pair, spawn: Spawn) -> (f64, f64) {
+    // Held until the end: dropping a smol task cancels it.
+    let echo = spawn(Box::pin(async move {
         while let Some(m) = session.recv().await {
             if session.send(m.payload).await.is_err() {
-                return;
+                break;
             }
         }
-    });
+        (0, Instant::now())
+    }));
     let payload = Bytes::from_static(&[7u8; 64]);
     let mut times = Vec::with_capacity(round_trips());
     for i in 0..1_000 + round_trips() {
@@ -274,6 +304,7 @@ async fn tether_ping_pong() -> (f64, f64) {
         }
     }
     client.abort();
+    drop(echo);
     times.sort();
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
@@ -307,8 +338,14 @@ async fn throughput_table() {
                 raw.push(measured(raw_throughput(size)).await);
             }
             if runs("tether") {
-                one.push(measured(tether_throughput(size, false)).await);
-                many.push(measured(tether_throughput(size, true)).await);
+                let one_test = async move {
+                    tether_throughput(tokio_pair().await, tokio_spawn, size, false).await
+                };
+                one.push(measured(one_test).await);
+                let many_test = async move {
+                    tether_throughput(tokio_pair().await, tokio_spawn, size, true).await
+                };
+                many.push(measured(many_test).await);
             }
         }
         if std::env::var("BENCH_VERBOSE").is_ok() {
@@ -392,7 +429,8 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
             raw.push(rt.block_on(as_task(raw_ping_pong())));
         }
         if runs("tether") {
-            tether.push(rt.block_on(as_task(tether_ping_pong())));
+            let test = async { tether_ping_pong(tokio_pair().await, tokio_spawn).await };
+            tether.push(rt.block_on(as_task(test)));
         }
     }
     let summary = |rounds: &[(f64, f64)]| {
@@ -408,6 +446,24 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
 }
 
 fn main() {
+    // smol's global executor reads this when it starts (two threads, as tokio's two workers).
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        std::env::set_var("SMOL_THREADS", "2");
+    }
+    if on_runtime("tokio") {
+        tokio_tables();
+    }
+    if on_runtime("smol") {
+        smol::tables(throughput_rounds());
+    }
+}
+
+/// `BENCH_RUNTIME=tokio` (or `smol`) runs that runtime's tables only.
+fn on_runtime(runtime: &str) -> bool {
+    std::env::var("BENCH_RUNTIME").map_or(true, |only| only == runtime)
+}
+
+fn tokio_tables() {
     let multi =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     multi.block_on(throughput_table());
