@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tether_tokio::proxy::{Proxy, ProxyStats};
+use tether_testkit::proxy::{Proxy, ProxyStats};
 use tether_tokio::{connect, Config, End, Server, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -192,7 +192,7 @@ struct Run {
 
 async fn run_tether(schedule: Vec<(Duration, Fault)>) -> Run {
     let server = Server::bind("127.0.0.1:0", config()).await.expect("bind");
-    let proxy = Arc::new(Proxy::start(server.local_addr().unwrap()).await.expect("proxy"));
+    let proxy = Arc::new(Proxy::start(server.local_addr().unwrap()).expect("proxy"));
     let (up, down) = (Tally::new(), Tally::new());
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -286,7 +286,7 @@ async fn naive_send(
 
 async fn run_naive(schedule: Vec<(Duration, Fault)>) -> Run {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let proxy = Arc::new(Proxy::start(listener.local_addr().unwrap()).await.expect("proxy"));
+    let proxy = Arc::new(Proxy::start(listener.local_addr().unwrap()).expect("proxy"));
     let (up, down) = (Tally::new(), Tally::new());
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,8 +10,6 @@
 //! - A [`Session`] sends (waiting on backpressure), receives, closes cleanly or aborts, and reports
 //!   how it ended ([`End`]): `Closed` means everything arrived both ways; `Lost` hands back exactly
 //!   the unconfirmed messages.
-//! - [`proxy`] is a fault-injecting TCP proxy (resets, blackholes, truncation, delays, half-closes,
-//!   refused connects) for tests and the demonstration.
 //!
 //! The binding only moves bytes and time between tokio and [`tether_async`], which holds the
 //! driver, the reconnect loop, server routing and the handles (re-exported here); every protocol
@@ -118,7 +116,6 @@
 //! ```
 
 mod client;
-pub mod proxy;
 mod runtime;
 mod server;
 mod socket;

@@ -98,6 +98,20 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The runtime-agnostic [`tether_async::Server`] inside (e.g. for code written against
+    /// `tether-async` alone, such as the shared test bodies of `tether-testkit`).
+    pub fn into_inner(self) -> tether_async::Server {
+        self.0
+    }
+}
+
+impl From<Server> for tether_async::Server {
+    fn from(server: Server) -> tether_async::Server {
+        server.0
+    }
+}
+
 impl Deref for Server {
     type Target = tether_async::Server;
 

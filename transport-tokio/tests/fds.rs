@@ -1,83 +1,10 @@
-//! No file descriptor leaks: hundreds of faulted, refused and junk connections, then everything is
-//! closed, and the process has exactly the descriptors it had before. Linux only (/proc/self/fd).
+//! No file descriptor leaks on tokio: tether-testkit's shared body (hundreds of faulted, refused and
+//! junk connections, then the process has exactly the descriptors it had before), in a binary of
+//! its own since it counts the whole process's descriptors. Linux only (/proc/self/fd).
 #![cfg(target_os = "linux")]
 
 mod common;
 
-use std::time::Duration;
+use common::{block_on, Tokio};
 
-use bytes::Bytes;
-use common::{config, within};
-use tether_tokio::proxy::Proxy;
-use tether_tokio::{connect, End, Server};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundreds_of_faulted_connections_leak_no_descriptor() {
-    within(90, async {
-        // Let the runtime open whatever it opens lazily, then take the baseline.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let before = open_fds();
-        {
-            let server = Server::bind("127.0.0.1:0", config()).await.unwrap();
-            let addr = server.local_addr().unwrap();
-            let proxy = Proxy::start(addr).await.unwrap();
-            let client = connect(proxy.addr(), config()).await.unwrap();
-            let session = server.accept().await.unwrap();
-            let echo = tokio::spawn(async move {
-                while let Some(m) = session.recv().await {
-                    let _ = session.send(m.payload).await;
-                }
-            });
-            // 200 resets while messages flow: 200 reconnects, each a faulted connection.
-            let mut faults = 0;
-            for i in 0..200u32 {
-                client.send(Bytes::from(i.to_string())).await.unwrap();
-                let m = client.recv().await.unwrap();
-                assert_eq!(m.payload, Bytes::from(i.to_string()));
-                if i % 3 == 0 {
-                    faults += proxy.cut_all_after(u64::from(i % 50));
-                } else {
-                    faults += proxy.reset_all();
-                }
-            }
-            assert!(faults >= 150, "only {faults} faults landed");
-            // Junk straight at the server: garbage, silence, and immediate hang-ups.
-            let mut junk = Vec::new();
-            for i in 0..100 {
-                let mut s = TcpStream::connect(addr).await.unwrap();
-                match i % 3 {
-                    0 => drop(s.write_all(b"GET / HTTP/1.1\r\n\r\n").await),
-                    1 => {}
-                    _ => {
-                        drop(s);
-                        continue;
-                    }
-                }
-                junk.push(s);
-            }
-            assert_eq!(client.close().await, End::Closed);
-            echo.await.unwrap();
-            drop(junk);
-            drop(client);
-            drop(server);
-            drop(proxy);
-        }
-        // Drivers finish and lingering closes end within a couple of seconds.
-        let mut now = open_fds();
-        for _ in 0..100 {
-            if now <= before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            now = open_fds();
-        }
-        assert_eq!(now, before, "descriptors leaked: {before} before, {now} after");
-    })
-    .await;
-}
+tether_testkit::runtime_tests!(Tokio, block_on, [fds]);

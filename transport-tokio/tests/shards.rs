@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{config, payload, quiet_config, within};
-use tether_tokio::proxy::Proxy;
+use tether_testkit::proxy::Proxy;
 use tether_tokio::{connect, End, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,7 @@ async fn resumes_that_land_on_another_shard_reach_their_session_quickly() {
         // waited for a timer before being read would make the 20 rounds overrun `within`.
         let server = Server::bind("127.0.0.1:0", quiet_config()).await.unwrap();
         assert_eq!(server.shards(), 2, "one shard per worker");
-        let proxy = Proxy::start(server.local_addr().unwrap()).await.unwrap();
+        let proxy = Proxy::start(server.local_addr().unwrap()).unwrap();
         let mut pairs = Vec::new();
         for _ in 0..4 {
             let client = connect(proxy.addr(), quiet_config()).await.unwrap();

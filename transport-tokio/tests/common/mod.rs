@@ -1,79 +1,60 @@
-//! Helpers shared by the integration tests: a test config, numbered payloads, and one side of an
-//! exchange (send N, receive everything, end) with its checks.
+//! Helpers shared by the integration tests: [`Tokio`], the [`Harness`] on which tether-testkit's
+//! shared test bodies run here (tests/contract.rs, tests/fds.rs), and, for the tests that are
+//! about tokio itself, tether-testkit's helpers (a test config, numbered payloads, one side of an
+//! exchange) with `run_side` and `within` on tokio's clock.
 #![allow(dead_code, reason = "each test file uses a different part")]
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tether_tokio::{Config, End, Session};
+use tether_testkit::tether_async;
+use tether_testkit::{BoxFuture, Harness};
+use tether_tokio::{Error, Session, Settings};
 
-/// Short timers so faults are detected and healed in well under a second.
-pub fn config() -> Config {
-    Config {
-        heartbeat_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(600),
-        ack_timeout: Duration::from_millis(1500),
-        handshake_timeout: Duration::from_millis(1000),
-        session_timeout: Duration::from_secs(20),
-        close_timeout: Duration::from_secs(20),
-        reconnect_backoff_initial: Duration::from_millis(20),
-        reconnect_backoff_max: Duration::from_millis(200),
-        ..Config::default()
+#[allow(unused_imports, reason = "each test file uses a different part")]
+pub use tether_testkit::support::{assert_all, config, payload, quiet_config, Outcome};
+
+/// tether-tokio as a [`Harness`]: `Server::bind`, `connect`, `tokio::spawn`, tokio's clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Tokio;
+
+impl Harness for Tokio {
+    fn bind(&self, settings: Settings) -> BoxFuture<'static, Result<tether_async::Server, Error>> {
+        Box::pin(async move {
+            tether_tokio::Server::bind("127.0.0.1:0", settings).await.map(Into::into)
+        })
+    }
+
+    fn connect(
+        &self,
+        addr: SocketAddr,
+        settings: Settings,
+    ) -> BoxFuture<'static, Result<Session, Error>> {
+        Box::pin(tether_tokio::connect(addr, settings))
+    }
+
+    fn spawn_detached(&self, task: BoxFuture<'static, ()>) {
+        drop(tokio::spawn(task));
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
 
-/// Message `i` from `tag`: recognisable and of varying length.
-pub fn payload(tag: &str, i: u64) -> Bytes {
-    let pad = "x".repeat((i % 97) as usize);
-    Bytes::from(format!("{tag}-{i}-{pad}"))
+/// Runs `f` on a fresh multi-thread runtime of two workers, as
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` does.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
 }
 
-/// [`config`] with timers long enough that only what a test does (acks, aborts) moves it, not
-/// heartbeats or liveness timeouts.
-pub fn quiet_config() -> Config {
-    Config {
-        heartbeat_interval: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(20),
-        ack_timeout: Duration::from_secs(20),
-        handshake_timeout: Duration::from_secs(5),
-        ..config()
-    }
-}
-
-/// Sends messages `range` (tagged "c") from `client` while `server` takes each one as it comes;
-/// checks them and returns how long it took.
-pub async fn stream_through(
-    client: &Session,
-    server: &Session,
-    range: std::ops::Range<u64>,
-) -> Duration {
-    let start = std::time::Instant::now();
-    let sender = async {
-        for i in range.clone() {
-            client.send(payload("c", i)).await.unwrap();
-        }
-    };
-    let receiver = async {
-        for i in range.clone() {
-            assert_eq!(server.recv().await.unwrap().payload, payload("c", i));
-        }
-    };
-    tokio::join!(sender, receiver);
-    start.elapsed()
-}
-
-/// What one side saw.
-#[derive(Debug)]
-pub struct Outcome {
-    pub received: Vec<Bytes>,
-    pub end: End,
-}
-
-/// Sends `n` messages tagged `tag` (pausing `pace` every 100) and receives until the end. If
-/// `close`, closes once everything was sent *and* the peer's `n` messages all arrived: a close stops
-/// new sends on both sides, so closing earlier would cut the peer's sending short. Checks sequence
-/// numbers as they arrive.
+/// [`tether_testkit::support::run_side`] on tokio.
 pub async fn run_side(
     s: Session,
     tag: &'static str,
@@ -81,45 +62,7 @@ pub async fn run_side(
     close: bool,
     pace: Duration,
 ) -> Outcome {
-    let r = s.clone();
-    let (all_in_tx, all_in) = tokio::sync::oneshot::channel::<()>();
-    let sender = async move {
-        for i in 0..n {
-            let seq = s.send(payload(tag, i)).await.expect("send");
-            assert_eq!(seq, i);
-            if i % 100 == 99 && !pace.is_zero() {
-                tokio::time::sleep(pace).await;
-            }
-        }
-        if close {
-            let _ = all_in.await;
-            s.close().await
-        } else {
-            s.ended().await
-        }
-    };
-    let receiver = async move {
-        let mut received = Vec::new();
-        let mut all_in_tx = Some(all_in_tx);
-        while let Some(m) = r.recv().await {
-            assert_eq!(m.seq, received.len() as u64, "sequence gap or duplicate");
-            received.push(m.payload);
-            if received.len() as u64 == n {
-                all_in_tx.take().map(|tx| tx.send(()));
-            }
-        }
-        received
-    };
-    let (end, received) = tokio::join!(sender, receiver);
-    Outcome { received, end }
-}
-
-/// Every message of `tag` arrived exactly once, in order, unmodified.
-pub fn assert_all(received: &[Bytes], tag: &str, n: u64) {
-    assert_eq!(received.len() as u64, n, "{tag}: wrong number of messages");
-    for (i, p) in received.iter().enumerate() {
-        assert_eq!(p, &payload(tag, i as u64), "{tag}: message {i} differs");
-    }
+    tether_testkit::support::run_side(Tokio, s, tag, n, close, pace).await
 }
 
 /// Fails the test instead of hanging.
