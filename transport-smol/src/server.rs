@@ -99,6 +99,19 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The async layer's server this one wraps (what every method but construction is).
+    pub fn into_inner(self) -> tether_async::Server {
+        self.0
+    }
+}
+
+impl From<Server> for tether_async::Server {
+    fn from(server: Server) -> tether_async::Server {
+        server.0
+    }
+}
+
 impl Deref for Server {
     type Target = tether_async::Server;
 
