@@ -27,16 +27,21 @@ mod runtime;
 mod server;
 mod settings;
 mod shared;
+mod socket;
 mod sync;
 #[cfg(all(test, not(tether_loom)))]
 mod test_runtime;
 mod write_queue;
 
 pub use handle::Session;
-pub use runtime::{Accept, ByteStream, Connect, Connecting, Runtime, Task, Timer};
+pub use runtime::{
+    connect_from, Accept, Accepting, ByteStream, Connect, Connecting, Connector, Runtime, Task,
+    Timer,
+};
 pub use server::{Server, ServerCounts};
 pub use settings::Settings;
 pub use shared::{End, LinkEvent, Message};
+pub use socket::configure_tcp;
 pub use tether_core::{
     AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
     Stats, UnconfirmedMessage,

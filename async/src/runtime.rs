@@ -84,8 +84,50 @@ pub type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<dyn ByteStream>
 /// How a client opens transport connections: called once per attempt.
 pub type Connect = Box<dyn FnMut() -> Connecting + Send>;
 
+/// Opens transport connections for a client: called once per connection attempt.
+///
+/// Implemented for every `FnMut() -> impl Future<Output = io::Result<S>>`; a binding accepts the
+/// connectors whose `Stream` is one of its runtime's streams (`AsyncRead + AsyncWrite` in its
+/// terms: TCP, TLS, a Unix socket, a simulated network, an in-memory pipe, ...).
+pub trait Connector: Send + 'static {
+    /// The stream a successful attempt yields.
+    type Stream: Send + 'static;
+    /// The attempt.
+    type Future: Future<Output = io::Result<Self::Stream>> + Send + 'static;
+    /// Starts one connection attempt.
+    fn connect(&mut self) -> Self::Future;
+}
+
+impl<F, Fut, S> Connector for F
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<S>> + Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = S;
+    type Future = Fut;
+
+    fn connect(&mut self) -> Fut {
+        self()
+    }
+}
+
+/// `connector`'s attempts, each stream boxed by `wrap` (the binding's [`ByteStream`]).
+pub fn connect_from<C: Connector>(
+    mut connector: C,
+    wrap: fn(C::Stream) -> Box<dyn ByteStream>,
+) -> Connect {
+    Box::new(move || {
+        let attempt = connector.connect();
+        Box::pin(async move { attempt.await.map(wrap) })
+    })
+}
+
+/// A listener's accept in progress, borrowing the listener.
+pub type Accepting<'a, S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send + 'a>>;
+
 /// An accept in progress; it owns the listener and hands it back with the result.
-type Accepting<L> = Pin<Box<dyn Future<Output = (L, io::Result<Box<dyn ByteStream>>)> + Send>>;
+type Owning<L> = Pin<Box<dyn Future<Output = (L, io::Result<Box<dyn ByteStream>>)> + Send>>;
 
 /// Polls a listener for its next connection.
 type PollAccept = Box<dyn FnMut(&mut Context<'_>) -> Poll<io::Result<Box<dyn ByteStream>>> + Send>;
@@ -113,7 +155,7 @@ impl Accept {
         Fut: Future<Output = (L, io::Result<Box<dyn ByteStream>>)> + Send + 'static,
     {
         let mut idle = Some(listener);
-        let mut pending: Option<Accepting<L>> = None;
+        let mut pending: Option<Owning<L>> = None;
         let poll = move |cx: &mut Context<'_>| {
             if let Some(listener) = idle.take() {
                 pending = Some(Box::pin(accept(listener)));
@@ -127,6 +169,29 @@ impl Accept {
             Poll::Ready(result)
         };
         Accept { poll: Box::new(poll) }
+    }
+
+    /// Accepts from a binding's `listener`: `accept` is its async accept (boxed), and `prepare`
+    /// readies each stream (socket options) and boxes it as a [`ByteStream`].
+    pub fn from_listener<L, S, P>(
+        listener: L,
+        accept: for<'a> fn(&'a mut L) -> Accepting<'a, S>,
+        prepare: P,
+    ) -> Accept
+    where
+        L: Send + 'static,
+        S: Send + 'static,
+        P: Fn(&L, S) -> Box<dyn ByteStream> + Send + Sync + 'static,
+    {
+        let prepare = std::sync::Arc::new(prepare);
+        Accept::new(listener, move |mut listener: L| {
+            let prepare = prepare.clone();
+            async move {
+                let accepted = accept(&mut listener).await;
+                let stream = accepted.map(|s| prepare(&listener, s));
+                (listener, stream)
+            }
+        })
     }
 
     /// Polls for the next connection.

@@ -1,44 +1,13 @@
 //! The client: `connect` over TCP, `connect_with` over any futures-io stream.
 
-use std::future::Future;
-use std::io;
-
 use std::net::ToSocketAddrs;
 
 use smol::net::TcpStream;
-use tether_async::{Connect, Session, Settings};
+use tether_async::{connect_from, Connector, Session, Settings};
 
 use crate::runtime::{boxed, current, AsyncStream};
 use crate::socket::configure_tcp;
 use crate::Error;
-
-/// Opens transport connections for a client: called once per connection attempt.
-///
-/// Implemented for every `FnMut() -> impl Future<Output = io::Result<S>>` where `S` is any
-/// futures-io `AsyncRead + AsyncWrite` stream (TLS, a Unix socket, an in-memory test network,
-/// ...).
-pub trait Connector: Send + 'static {
-    /// The stream a successful attempt yields.
-    type Stream: AsyncStream;
-    /// The attempt.
-    type Future: Future<Output = io::Result<Self::Stream>> + Send + 'static;
-    /// Starts one connection attempt.
-    fn connect(&mut self) -> Self::Future;
-}
-
-impl<F, Fut, S> Connector for F
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = io::Result<S>> + Send + 'static,
-    S: AsyncStream,
-{
-    type Stream = S;
-    type Future = Fut;
-
-    fn connect(&mut self) -> Fut {
-        self()
-    }
-}
 
 /// Connects to a tether server over TCP and returns once the session is established.
 ///
@@ -77,23 +46,19 @@ where
 }
 
 /// Like [`connect`], over connections opened by `connector`.
-pub async fn connect_with<C: Connector>(
-    connector: C,
-    settings: impl Into<Settings>,
-) -> Result<Session, Error> {
-    tether_async::client::connect(current(), wrap(connector), settings).await
+pub async fn connect_with<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
+where
+    C: Connector<Stream: AsyncStream>,
+{
+    tether_async::client::connect(current(), connect_from(connector, boxed), settings).await
 }
 
 /// Starts a client session without waiting for the first handshake: messages sent before it are
 /// queued and delivered once connected. Fails only on an invalid config (or if no seed was given
 /// and the OS random generator fails).
-pub fn start<C: Connector>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error> {
-    tether_async::client::start(current(), wrap(connector), settings)
-}
-
-fn wrap<C: Connector>(mut connector: C) -> Connect {
-    Box::new(move || {
-        let attempt = connector.connect();
-        Box::pin(async move { attempt.await.map(boxed) })
-    })
+pub fn start<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
+where
+    C: Connector<Stream: AsyncStream>,
+{
+    tether_async::client::start(current(), connect_from(connector, boxed), settings)
 }

@@ -84,17 +84,14 @@ impl Server {
         local_addr: Option<std::net::SocketAddr>,
     ) -> Result<Server, Error> {
         let config = settings.config.clone();
-        let accept = Accept::new(listener, move |mut listener: L| {
-            let config = config.clone();
-            async move {
-                let accepted = listener.accept().await;
-                let stream = accepted.map(|s| {
-                    listener.configure(&s, &config);
-                    boxed(s)
-                });
-                (listener, stream)
-            }
-        });
+        let accept = Accept::from_listener(
+            listener,
+            |l| Box::pin(l.accept()),
+            move |l, s| {
+                l.configure(&s, &config);
+                boxed(s)
+            },
+        );
         tether_async::Server::start(current(), accept, settings, local_addr).map(Server)
     }
 }

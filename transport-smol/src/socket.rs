@@ -1,41 +1,11 @@
-//! Socket options for real TCP connections: the OS's own liveness checks as a second line of
-//! defence behind tether's heartbeats and timeouts.
-
-use std::time::Duration;
+//! Socket options for real TCP connections: tether-async's, on this runtime's TCP stream.
 
 use smol::net::TcpStream;
-use socket2::{SockRef, TcpKeepalive};
+use socket2::SockRef;
 use tether_async::Config;
 
-/// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`.
-///
-/// Keepalive probes start after `idle_timeout` of silence (at least 1 s), then every second, 3 of
-/// them (Linux, Android, macOS, FreeBSD); `TCP_USER_TIMEOUT` is twice the `ack_timeout` (at least
-/// 1 s; Linux, Android, Fuchsia). tether's own idle and ack-progress timeouts fire first; these
-/// only make the kernel give up on a dead connection's buffers in bounded time too. Failures are
-/// logged and ignored: an option the OS refuses is not a reason to drop the connection.
+/// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`, with
+/// the values [`tether_async::configure_tcp`] documents. Failures are logged and ignored.
 pub fn configure_tcp(stream: &TcpStream, config: &Config) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY refused");
-    }
-    let sock = SockRef::from(stream);
-    let idle = config.idle_timeout.max(Duration::from_secs(1));
-    let keepalive = TcpKeepalive::new().with_time(idle);
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "freebsd"
-    ))]
-    let keepalive = keepalive.with_interval(Duration::from_secs(1)).with_retries(3);
-    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
-        tracing::debug!(error = %e, "keepalive refused");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    {
-        let user_timeout = config.ack_timeout.saturating_mul(2).max(Duration::from_secs(1));
-        if let Err(e) = sock.set_tcp_user_timeout(Some(user_timeout)) {
-            tracing::debug!(error = %e, "TCP_USER_TIMEOUT refused");
-        }
-    }
+    tether_async::configure_tcp(SockRef::from(stream), config);
 }

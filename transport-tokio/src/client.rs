@@ -1,42 +1,11 @@
 //! The client: `connect` over TCP, `connect_with` over any tokio stream.
 
-use std::future::Future;
-use std::io;
-
-use tether_async::{Connect, Session, Settings};
+use tether_async::{connect_from, Connector, Session, Settings};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use crate::runtime::{boxed, current, AsyncStream};
 use crate::socket::configure_tcp;
 use crate::Error;
-
-/// Opens transport connections for a client: called once per connection attempt.
-///
-/// Implemented for every `FnMut() -> impl Future<Output = io::Result<S>>` where `S` is any
-/// `AsyncRead + AsyncWrite` stream (TLS, a Unix socket, turmoil's `TcpStream`, an in-memory test
-/// network, ...).
-pub trait Connector: Send + 'static {
-    /// The stream a successful attempt yields.
-    type Stream: AsyncStream;
-    /// The attempt.
-    type Future: Future<Output = io::Result<Self::Stream>> + Send + 'static;
-    /// Starts one connection attempt.
-    fn connect(&mut self) -> Self::Future;
-}
-
-impl<F, Fut, S> Connector for F
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = io::Result<S>> + Send + 'static,
-    S: AsyncStream,
-{
-    type Stream = S;
-    type Future = Fut;
-
-    fn connect(&mut self) -> Fut {
-        self()
-    }
-}
 
 /// Connects to a tether server over TCP and returns once the session is established.
 ///
@@ -67,22 +36,18 @@ where
 }
 
 /// Like [`connect`], over connections opened by `connector`.
-pub async fn connect_with<C: Connector>(
-    connector: C,
-    settings: impl Into<Settings>,
-) -> Result<Session, Error> {
-    tether_async::client::connect(current()?, wrap(connector), settings).await
+pub async fn connect_with<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
+where
+    C: Connector<Stream: AsyncStream>,
+{
+    tether_async::client::connect(current()?, connect_from(connector, boxed), settings).await
 }
 
 /// Starts a client session without waiting for the first handshake: messages sent before it are
 /// queued and delivered once connected. Fails outside a tokio runtime or on an invalid config.
-pub fn start<C: Connector>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error> {
-    tether_async::client::start(current()?, wrap(connector), settings)
-}
-
-fn wrap<C: Connector>(mut connector: C) -> Connect {
-    Box::new(move || {
-        let attempt = connector.connect();
-        Box::pin(async move { attempt.await.map(boxed) })
-    })
+pub fn start<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
+where
+    C: Connector<Stream: AsyncStream>,
+{
+    tether_async::client::start(current()?, connect_from(connector, boxed), settings)
 }

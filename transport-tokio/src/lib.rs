@@ -120,11 +120,12 @@ mod runtime;
 mod server;
 mod socket;
 
-pub use client::{connect, connect_with, start, Connector};
+pub use client::{connect, connect_with, start};
 pub use runtime::AsyncStream;
 pub use server::{Listener, Server};
 pub use socket::configure_tcp;
 pub use tether_async::{
-    AckError, AckMode, Config, ConfigError, Duration, End, Error, LinkEvent, Message, Reason,
-    SendError, ServerCounts, Session, SessionId, SessionState, Settings, Stats, UnconfirmedMessage,
+    AckError, AckMode, Config, ConfigError, Connector, Duration, End, Error, LinkEvent, Message,
+    Reason, SendError, ServerCounts, Session, SessionId, SessionState, Settings, Stats,
+    UnconfirmedMessage,
 };

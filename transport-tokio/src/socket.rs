@@ -1,47 +1,19 @@
-//! Socket options for real TCP connections: the OS's own liveness checks as a second line of
-//! defence behind tether's heartbeats and timeouts.
+//! Socket options for real TCP connections: tether-async's, on this runtime's TCP stream.
 
-use std::time::Duration;
-
-use socket2::{SockRef, TcpKeepalive};
+use socket2::SockRef;
 use tether_async::Config;
 use tokio::net::TcpStream;
 
-/// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`.
-///
-/// Keepalive probes start after `idle_timeout` of silence; `TCP_USER_TIMEOUT` is twice the
-/// `ack_timeout`. tether's own idle and ack-progress timeouts fire first; these only make the
-/// kernel give up on a dead connection's buffers in bounded time too. Failures are logged and
-/// ignored: an option the OS refuses is not a reason to drop the connection.
+/// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`, with
+/// the values [`tether_async::configure_tcp`] documents. Failures are logged and ignored.
 pub fn configure_tcp(stream: &TcpStream, config: &Config) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY refused");
-    }
-    let sock = SockRef::from(stream);
-    let idle = config.idle_timeout.max(Duration::from_secs(1));
-    let keepalive = TcpKeepalive::new().with_time(idle);
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "freebsd"
-    ))]
-    let keepalive = keepalive.with_interval(Duration::from_secs(1)).with_retries(3);
-    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
-        tracing::debug!(error = %e, "keepalive refused");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    {
-        let user_timeout = config.ack_timeout.saturating_mul(2).max(Duration::from_secs(1));
-        if let Err(e) = sock.set_tcp_user_timeout(Some(user_timeout)) {
-            tracing::debug!(error = %e, "TCP_USER_TIMEOUT refused");
-        }
-    }
+    tether_async::configure_tcp(SockRef::from(stream), config);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn the_options_are_set_as_documented() {

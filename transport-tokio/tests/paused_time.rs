@@ -123,7 +123,7 @@ struct Net {
 }
 
 impl Net {
-    fn new() -> (Net, impl tether_tokio::Connector) {
+    fn new() -> (Net, impl tether_tokio::Connector<Stream: tether_tokio::AsyncStream>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let server =
             Server::from_listener(PipeListener(rx), Settings::seeded(config(), 1)).unwrap();

@@ -109,7 +109,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Faulty<S> {
 
 /// Runs N messages each way between `server` and a client from `connector`; checks the contract
 /// and returns the client's reconnect count.
-async fn exchange<C: tether_tokio::Connector>(server: Server, connector: C) -> u64 {
+async fn exchange<C>(server: Server, connector: C) -> u64
+where
+    C: tether_tokio::Connector<Stream: tether_tokio::AsyncStream>,
+{
     let srv = tokio::spawn(async move {
         let s = server.accept().await.expect("a session");
         run_side(s, "down", N, false, PACE).await

@@ -73,7 +73,7 @@ impl Listener for SimListener {
 }
 
 /// Connections to the server host over turmoil's TCP.
-fn dial() -> impl tether_tokio::Connector {
+fn dial() -> impl tether_tokio::Connector<Stream: tether_tokio::AsyncStream> {
     || turmoil::net::TcpStream::connect((SERVER, PORT))
 }
 
