@@ -11,6 +11,8 @@
 //!   once as an `async fn` generic over a [`Harness`];
 //! - [`Harness`]: the little a body needs from a runtime binding (bind, connect, spawn, sleep);
 //!   [`runtime_tests!`] turns every body into a `#[test]` on that binding;
+//! - [`demo`]: the demonstration (tether and the naive way through the same faults), written
+//!   once; each binding's `examples/demo.rs` runs it on its runtime;
 //! - [`support`] and [`util`]: the bodies' helpers (test configs, payloads, one side of an
 //!   exchange; `join`, `yield_now`, a oneshot channel), none of them tied to a runtime.
 //!
@@ -24,6 +26,7 @@
 //! This crate depends on no async runtime: tokio's and smol's tests run the same bodies.
 
 pub mod bodies;
+pub mod demo;
 mod harness;
 pub mod proxy;
 pub mod support;
