@@ -14,8 +14,9 @@ use std::time::Duration as StdDuration;
 use bytes::Bytes;
 use tether_core::{ConnId, FrameSink, Handoff, Instant, Transmit};
 
+use crate::acceptor::Shards;
 use crate::read_buf::ReadBuf;
-use crate::runtime::{Accept, ByteStream, Connect, Connecting, Timer};
+use crate::runtime::{ByteStream, Connect, Connecting, Timer};
 use crate::shared::{Core, Incoming, Inner, Shared};
 use crate::sync::Arc;
 use crate::write_queue::WriteQueue;
@@ -28,10 +29,6 @@ const READS_PER_PASS: usize = 8;
 const CLIENT_WRITE_CAP: usize = 1024 * 1024;
 /// How long a closed connection may take to flush its last bytes and see the peer's EOF.
 const LINGER: StdDuration = StdDuration::from_secs(2);
-/// Connections accepted per pass.
-const ACCEPTS_PER_PASS: usize = 64;
-/// Pause after a failed `accept` (e.g. out of file descriptors).
-const ACCEPT_PAUSE: StdDuration = StdDuration::from_millis(50);
 /// Frames pulled from the core per pass before they are written: writing starts while the core
 /// still has more, and handles are not locked out for a whole send window's worth of encoding.
 const PASS_TRANSMIT_BYTES: usize = 64 * 1024;
@@ -73,19 +70,9 @@ enum IoEvent {
 pub(crate) enum Source {
     /// A client: connects when the core says so, giving up on an attempt after `timeout`.
     Client { connect: Connect, connecting: Option<(Connecting, Instant)>, timeout: StdDuration },
-    /// One shard of a server: the first accepts from the listener and deals the connections out
-    /// over the shards; each shard takes connections handed to it and hands over those that
-    /// resume a session of another shard.
-    Server {
-        /// The listener (the first shard only).
-        accept: Option<Accept>,
-        paused_until: Option<Instant>,
-        shards: std::sync::Arc<Shards>,
-        /// This driver's shard.
-        index: usize,
-        /// The shard the next accepted connection goes to.
-        next: usize,
-    },
+    /// One shard of a server: takes the connections the acceptor and other shards hand to it,
+    /// and hands over those that resume a session of another shard.
+    Server { shards: std::sync::Arc<Shards> },
 }
 
 enum Pass {
@@ -138,49 +125,10 @@ impl Driver {
         add_conn(&mut self.conns, &mut self.next_conn, &mut self.io, stream)
     }
 
-    /// Accepts (server) or completes a connect (client). True if more connections may be
-    /// waiting (the accept limit of one pass was reached).
-    fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let mut more = false;
+    /// Completes a connect (client).
+    fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) {
         match &mut self.source {
-            Source::Server { accept: None, .. } => {}
-            Source::Server { accept: Some(accept), paused_until, shards, index, next } => {
-                if paused_until.is_some_and(|t| t > now) {
-                    return false;
-                }
-                *paused_until = None;
-                let mut accepted = Vec::new();
-                for _ in 0..ACCEPTS_PER_PASS {
-                    match accept.poll_accept(cx) {
-                        Poll::Ready(Ok(stream)) => accepted.push(stream),
-                        Poll::Ready(Err(e)) => {
-                            tracing::warn!(error = %e, "accept failed; pausing");
-                            *paused_until = Some(now + ACCEPT_PAUSE);
-                            break;
-                        }
-                        Poll::Pending => break,
-                    }
-                }
-                more = accepted.len() == ACCEPTS_PER_PASS;
-                // Dealt out in turn; a resume that lands on the wrong shard is handed over.
-                let mut mine = Vec::new();
-                for stream in accepted {
-                    let target = *next % shards.all.len();
-                    *next = next.wrapping_add(1);
-                    let dealt = match target == *index {
-                        true => Err(Incoming::new(stream, Vec::new())),
-                        false => shards.all[target].hand_over(Incoming::new(stream, Vec::new())),
-                    };
-                    // Kept here if it is this shard's turn or the other's driver has stopped.
-                    if let Err(kept) = dealt {
-                        mine.push(kept.stream);
-                    }
-                }
-                for stream in mine {
-                    let id = self.new_conn(stream);
-                    tracing::debug!(conn = id.0, "connection accepted");
-                }
-            }
+            Source::Server { .. } => {}
             Source::Client { connecting, .. } => {
                 if let Some((fut, give_up)) = connecting {
                     let polled = match fut.as_mut().poll(cx) {
@@ -206,7 +154,6 @@ impl Driver {
                 }
             }
         }
-        more
     }
 
     /// Reads what every connection has. True if a connection may have more (it used up its
@@ -308,8 +255,8 @@ impl Driver {
     /// One pass: I/O in, the core, I/O out, the timer.
     fn pass(&mut self, cx: &mut Context<'_>) -> Pass {
         let now = self.shared.clock.now();
-        let mut again = self.poll_sources(cx, now);
-        again |= self.poll_reads(cx);
+        self.poll_sources(cx, now);
+        let mut again = self.poll_reads(cx);
 
         let mut inner = self.shared.lock();
         let now = inner.advance(now);
@@ -350,10 +297,7 @@ impl Driver {
         again |= inner.drain_events(now, &mut self.wake);
         let finished = match &self.source {
             Source::Client { .. } => inner.client_finished(),
-            // The listener stays open while any shard may still see a resume.
-            Source::Server { accept, shards, .. } => {
-                inner.server_finished() && (accept.is_none() || shards.running() == 1)
-            }
+            Source::Server { .. } => inner.server_finished(),
         };
         let deadline = inner.core.poll_timeout();
         inner.end_pass(deadline);
@@ -409,7 +353,7 @@ impl Driver {
     }
 
     /// Arms the timer for the earliest of the core's `deadline`, a lingering close and the end
-    /// of an accept pause; true if it has fired (the next pass handles it). `idle_after_timeout`:
+    /// of a connect attempt; true if it has fired (the next pass handles it). `idle_after_timeout`:
     /// this pass only handled a timeout, so a deadline still in the past is not re-armed at once
     /// (no spinning on a core that asks to be woken in the past).
     fn arm_timer(
@@ -423,11 +367,8 @@ impl Driver {
         for c in self.conns.values() {
             next = earliest(next, c.closing);
         }
-        match &self.source {
-            Source::Server { paused_until, .. } => next = earliest(next, *paused_until),
-            Source::Client { connecting, .. } => {
-                next = earliest(next, connecting.as_ref().map(|(_, give_up)| *give_up));
-            }
+        if let Source::Client { connecting: Some((_, give_up)), .. } = &self.source {
+            next = earliest(next, Some(*give_up));
         }
         if idle_after_timeout && next.is_some_and(|t| t <= now) {
             next = Some(now + StdDuration::from_millis(1));
@@ -538,26 +479,6 @@ fn take_handoffs(inner: &mut Inner) -> Vec<Handoff> {
     handoffs
 }
 
-/// The shards of one server, shared by their drivers and the `Server` handle.
-#[derive(Debug)]
-pub(crate) struct Shards {
-    /// Every shard's state, by index.
-    pub(crate) all: Vec<Arc<Shared>>,
-    /// Drivers still running.
-    running: std::sync::atomic::AtomicUsize,
-}
-
-impl Shards {
-    pub(crate) fn new(all: Vec<Arc<Shared>>) -> Shards {
-        let running = std::sync::atomic::AtomicUsize::new(all.len());
-        Shards { all, running }
-    }
-
-    fn running(&self) -> usize {
-        self.running.load(std::sync::atomic::Ordering::Acquire)
-    }
-}
-
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -596,10 +517,8 @@ impl Drop for Driver {
         for w in wake {
             w.wake();
         }
-        if let Source::Server { shards, .. } = &self.source {
-            shards.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            // The accepting shard may be waiting for the others to finish.
-            shards.all[0].kick_driver();
+        if let Source::Server { shards } = &self.source {
+            shards.driver_finished();
         }
     }
 }

@@ -19,6 +19,7 @@
 //! run inside a deterministic simulation (turmoil, paused tokio time) with a fixed seed
 //! ([`Settings::seeded`]) replays exactly.
 
+mod acceptor;
 pub mod client;
 mod driver;
 mod handle;

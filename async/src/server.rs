@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use tether_core::{AckMode, Config, Endpoint, Shard};
 use tracing::Instrument;
 
-use crate::driver::{Driver, Shards, Source};
+use crate::acceptor::{self, Shards};
+use crate::driver::{Driver, Source};
 use crate::handle::Session;
 use crate::runtime::{Accept, Runtime};
 use crate::settings::Settings;
@@ -68,19 +69,13 @@ impl Server {
             all.push(Shared::new(Core::Server(Box::new(endpoint)), manual, clock.clone()));
         }
         let shards = std::sync::Arc::new(Shards::new(all));
-        let mut accept = Some(accept);
         for (index, shared) in shards.all.iter().enumerate() {
             let span = tracing::info_span!("tether_server", shard = index);
-            let source = Source::Server {
-                accept: accept.take(),
-                paused_until: None,
-                shards: shards.clone(),
-                index,
-                next: 0,
-            };
-            let driver = Driver::new(shared.clone(), source);
+            let driver = Driver::new(shared.clone(), Source::Server { shards: shards.clone() });
             runtime.spawn(Box::pin(driver.instrument(span)));
         }
+        let span = tracing::info_span!("tether_acceptor");
+        runtime.spawn(Box::pin(acceptor::run(accept, shards.clone()).instrument(span)));
         Ok(Server { shards, local_addr, who: new_waiter(), turn: AtomicUsize::new(0) })
     }
 

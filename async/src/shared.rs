@@ -1068,12 +1068,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes the driver run a pass.
-    pub(crate) fn kick_driver(&self) {
-        let kick = self.lock().kick();
-        kick.wake();
-    }
-
     /// Server: the acceptor is gone. Queued sessions nobody accepted are aborted.
     pub(crate) fn drop_acceptor(&self) {
         let mut inner = self.lock();
