@@ -7,42 +7,11 @@
 //!
 //! Run: `cargo run --release -p tether-smol --example demo_smol [SEED]`
 
-use std::net::SocketAddr;
-use std::time::Duration;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use tether_smol::{Error, Session, Settings};
-use tether_testkit::{demo, tether_async, BoxFuture, Harness};
-
-/// tether-smol as a [`Harness`]: `Server::bind`, `connect`, `smol::spawn`, async-io's timers.
-#[derive(Clone, Copy, Debug)]
-struct Smol;
-
-impl Harness for Smol {
-    fn bind(&self, settings: Settings) -> BoxFuture<'static, Result<tether_async::Server, Error>> {
-        Box::pin(
-            async move { tether_smol::Server::bind("127.0.0.1:0", settings).await.map(Into::into) },
-        )
-    }
-
-    fn connect(
-        &self,
-        addr: SocketAddr,
-        settings: Settings,
-    ) -> BoxFuture<'static, Result<Session, Error>> {
-        Box::pin(tether_smol::connect(addr, settings))
-    }
-
-    fn spawn_detached(&self, task: BoxFuture<'static, ()>) {
-        // Dropping a smol task cancels it.
-        smol::spawn(task).detach();
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            async_io::Timer::after(duration).await;
-        })
-    }
-}
+use harness::Smol;
+use tether_testkit::demo;
 
 fn main() {
     // Two executor threads, like the tokio demo's two workers (read at smol's first use).

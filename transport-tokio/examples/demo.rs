@@ -7,39 +7,11 @@
 //!
 //! Run: `cargo run --release -p tether-tokio --example demo [SEED]`
 
-use std::net::SocketAddr;
-use std::time::Duration;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use tether_testkit::{demo, tether_async, BoxFuture, Harness};
-use tether_tokio::{Error, Session, Settings};
-
-/// tether-tokio as a [`Harness`]: `Server::bind`, `connect`, `tokio::spawn`, tokio's clock.
-#[derive(Clone, Copy, Debug)]
-struct Tokio;
-
-impl Harness for Tokio {
-    fn bind(&self, settings: Settings) -> BoxFuture<'static, Result<tether_async::Server, Error>> {
-        Box::pin(async move {
-            tether_tokio::Server::bind("127.0.0.1:0", settings).await.map(Into::into)
-        })
-    }
-
-    fn connect(
-        &self,
-        addr: SocketAddr,
-        settings: Settings,
-    ) -> BoxFuture<'static, Result<Session, Error>> {
-        Box::pin(tether_tokio::connect(addr, settings))
-    }
-
-    fn spawn_detached(&self, task: BoxFuture<'static, ()>) {
-        drop(tokio::spawn(task));
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
+use harness::Tokio;
+use tether_testkit::demo;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -13,22 +13,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
-use tether_smol::{Config, End, Session};
+use tether_smol::{End, Session};
 
 /// Short timers so faults are detected and healed in well under a second.
-pub fn config() -> Config {
-    Config {
-        heartbeat_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(600),
-        ack_timeout: Duration::from_millis(1500),
-        handshake_timeout: Duration::from_millis(1000),
-        session_timeout: Duration::from_secs(20),
-        close_timeout: Duration::from_secs(20),
-        reconnect_backoff_initial: Duration::from_millis(20),
-        reconnect_backoff_max: Duration::from_millis(200),
-        ..Config::default()
-    }
-}
+#[allow(unused_imports, reason = "each test file uses a different part")]
+pub use tether_testkit::support::config;
 
 /// Message `i` from `tag`: recognisable and of varying length; one in 50 is over 20 KB, so
 /// large payloads (queued by reference and written vectored, or flattened for streams without

@@ -1,5 +1,7 @@
 //! tether-smol as the [`Harness`] on which tether-testkit's shared test bodies run here
-//! (tests/contract.rs, tests/fds.rs): the same bodies tether-tokio runs.
+//! (tests/contract.rs, tests/fds.rs: the same bodies tether-tokio runs) and the demonstration
+//! (examples/demo_smol.rs includes this file).
+#![allow(dead_code, reason = "the example uses only part of it")]
 
 use std::future::Future;
 use std::net::SocketAddr;
