@@ -11,6 +11,7 @@
 //! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling), `BENCH_RUNTIME=tokio|smol`
 //! one runtime's tables only.
 
+mod quic;
 mod smol;
 
 use std::collections::VecDeque;
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tether_tokio::{connect, Config, Server, Session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufStream, BufWriter};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufStream, BufWriter,
+};
 use tokio::net::{TcpListener, TcpStream};
 
 const BUF: usize = 128 * 1024;
@@ -71,6 +74,16 @@ async fn tcp_pair() -> (TcpStream, TcpStream) {
 /// Raw framed TCP throughput: messages sent and the time they took.
 async fn raw_throughput(size: usize) -> (u64, Duration) {
     let (c, s) = tcp_pair().await;
+    framed_throughput(c, s, size).await
+}
+
+/// Length-prefixed frames written to `c` and read from `s` (TCP, or a QUIC stream): messages
+/// sent and the time they took.
+async fn framed_throughput<W, R>(c: W, s: R, size: usize) -> (u64, Duration)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+{
     let receiver = tokio::spawn(async move {
         let mut r = BufReader::with_capacity(BUF, s);
         let mut buf = vec![0u8; size];
@@ -246,6 +259,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Raw framed TCP ping-pong of 64 B: (median, p99) in µs.
 async fn raw_ping_pong() -> (f64, f64) {
     let (c, s) = tcp_pair().await;
+    framed_ping_pong(c, s).await
+}
+
+/// Length-prefixed 64 B frames echoed by `s` back to `c`: (median, p99) in µs.
+async fn framed_ping_pong<S>(c: S, s: S) -> (f64, f64)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     tokio::spawn(async move {
         let mut s = BufStream::with_capacity(BUF, BUF, s);
@@ -328,14 +349,18 @@ async fn throughput_table() {
         secs().as_secs_f64(),
         throughput_rounds()
     );
-    println!("| msg size | raw TCP msgs/s | tether msgs/s | tether / raw | batched msgs/s | batched / raw |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| msg size | raw TCP msgs/s | quinn msgs/s | tether msgs/s | tether / raw | tether / quinn | batched msgs/s | batched / raw | batched / quinn |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut cpu_rows = Vec::new();
     for size in sizes() {
         let (mut raw, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
+        let mut quinn = Vec::new();
         for _ in 0..throughput_rounds() {
             if runs("raw") {
                 raw.push(measured(raw_throughput(size)).await);
+            }
+            if runs("quinn") {
+                quinn.push(measured(quic::throughput(size)).await);
             }
             if runs("tether") {
                 let one_test = async move {
@@ -349,22 +374,28 @@ async fn throughput_table() {
             }
         }
         if std::env::var("BENCH_VERBOSE").is_ok() {
-            for (name, rounds) in [("raw", &raw), ("tether", &one), ("batched", &many)] {
+            for (name, rounds) in
+                [("raw", &raw), ("quinn", &quinn), ("tether", &one), ("batched", &many)]
+            {
                 eprintln!("{size} B {name}: {rounds:.0?} (msgs/s, CPU ns/msg)");
             }
         }
         let rate = |xs: &[(f64, f64)]| median(xs.iter().map(|x| x.0).collect());
         let cpu = |xs: &[(f64, f64)]| median(xs.iter().map(|x| x.1).collect());
         let (raw_rate, one_rate, many_rate) = (rate(&raw), rate(&one), rate(&many));
+        let quinn_rate = rate(&quinn);
         let label = if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") };
         println!(
-            "| {label} | {raw_rate:.0} | {one_rate:.0} | {:.2}x | {many_rate:.0} | {:.2}x |",
+            "| {label} | {raw_rate:.0} | {quinn_rate:.0} | {one_rate:.0} | {:.2}x | {:.2}x | {many_rate:.0} | {:.2}x | {:.2}x |",
             one_rate / raw_rate,
-            many_rate / raw_rate
+            one_rate / quinn_rate,
+            many_rate / raw_rate,
+            many_rate / quinn_rate
         );
         let (raw_cpu, one_cpu, many_cpu) = (cpu(&raw), cpu(&one), cpu(&many));
+        let quinn_cpu = cpu(&quinn);
         cpu_rows.push(format!(
-            "| {label} | {raw_cpu:.0} | {one_cpu:.0} | {:.2}x | {many_cpu:.0} | {:.2}x |",
+            "| {label} | {raw_cpu:.0} | {quinn_cpu:.0} | {one_cpu:.0} | {:.2}x | {many_cpu:.0} | {:.2}x |",
             one_cpu / raw_cpu,
             many_cpu / raw_cpu
         ));
@@ -373,8 +404,8 @@ async fn throughput_table() {
         "\nCPU time per message, both ends and the kernel's share (process user + system time \
          over the test, median of the rounds):\n"
     );
-    println!("| msg size | raw TCP ns | tether ns | tether / raw | batched ns | batched / raw |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| msg size | raw TCP ns | quinn ns | tether ns | tether / raw | batched ns | batched / raw |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for row in cpu_rows {
         println!("{row}");
     }
@@ -423,10 +454,13 @@ fn middle(mut xs: Vec<f64>) -> f64 {
 /// Ping-pong rows on `rt`: client and server tasks may sit on different worker threads on the
 /// multi-thread runtime, and share one thread on the current-thread runtime.
 fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
-    let (mut raw, mut tether) = (Vec::new(), Vec::new());
+    let (mut raw, mut tether, mut quinn) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..PING_ROUNDS {
         if runs("raw") {
             raw.push(rt.block_on(as_task(raw_ping_pong())));
+        }
+        if runs("quinn") {
+            quinn.push(rt.block_on(as_task(quic::ping_pong())));
         }
         if runs("tether") {
             let test = async { tether_ping_pong(tokio_pair().await, tokio_spawn).await };
@@ -441,7 +475,9 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
     let (rm, rp, rall) = if raw.is_empty() { (0.0, 0.0, String::new()) } else { summary(&raw) };
     let (tm, tp, tall) =
         if tether.is_empty() { (0.0, 0.0, String::new()) } else { summary(&tether) };
+    let (qm, qp, qall) = if quinn.is_empty() { (0.0, 0.0, String::new()) } else { summary(&quinn) };
     println!("| raw TCP | {label} | {rm:.1} | {rp:.1} | 1.00x | {rall} |");
+    println!("| quinn | {label} | {qm:.1} | {qp:.1} | {:.2}x | {qall} |", qm / rm);
     println!("| tether | {label} | {tm:.1} | {tp:.1} | {:.2}x | {tall} |", tm / rm);
 }
 
