@@ -189,6 +189,15 @@ struct World {
     need: usize,
     /// Allocations made by the bench's own hand-off (`reserve`, `split().freeze()`).
     handoff: Allocs,
+    /// Bytes the clients and the server wrote: what would cross the wire.
+    wire: Wire,
+}
+
+/// Bytes written each way.
+#[derive(Clone, Copy, Debug, Default)]
+struct Wire {
+    c2s: u64,
+    s2c: u64,
 }
 
 impl World {
@@ -207,6 +216,7 @@ impl World {
             s2c: BytesMut::new(),
             need,
             handoff: Allocs::default(),
+            wire: Wire::default(),
         }
     }
 
@@ -260,6 +270,7 @@ impl World {
                 };
                 moved = true;
                 let bytes = Self::take(&mut self.c2s, &mut self.handoff);
+                self.wire.c2s += bytes.len() as u64;
                 match t {
                     Transmit::Write(conn) => self.server.handle_input(now, conn, bytes),
                     Transmit::Close(conn) => panic!("client closed {conn:?}"),
@@ -297,6 +308,7 @@ impl World {
             };
             moved = true;
             let bytes = Self::take(&mut self.s2c, &mut self.handoff);
+            self.wire.s2c += bytes.len() as u64;
             match t {
                 Transmit::Write(conn) => {
                     let k = conn.0 as usize - 1;
@@ -397,6 +409,8 @@ struct PairResult {
     core: Allocs,
     handoff: Allocs,
     rounds: u64,
+    /// Bytes written each way during the measured part.
+    wire: Wire,
 }
 
 fn bench_pair(size: usize, warmup: Duration, measure: Duration) -> PairResult {
@@ -440,16 +454,18 @@ fn bench_pair(size: usize, warmup: Duration, measure: Duration) -> PairResult {
 
     run(&mut w, warmup);
     let h0 = w.handoff;
+    let wire0 = w.wire;
     let ((msgs, rounds), timing, total) = Timing::measure(|| run(&mut w, measure));
     let secs = timing.wall;
     let handoff = w.handoff - h0;
     let core = total - handoff;
+    let wire = Wire { c2s: w.wire.c2s - wire0.c2s, s2c: w.wire.s2c - wire0.s2c };
 
     let server = &w.server_apps[0].1;
     assert_eq!(server.next_seq, sent_total, "every message delivered once");
     assert_eq!(server.bytes, sent_total * size as u64);
     assert_eq!(w.client_apps[0].confirmed, sent_total, "every message confirmed");
-    PairResult { size, msgs, secs, timing, core, handoff, rounds }
+    PairResult { size, msgs, secs, timing, core, handoff, rounds, wire }
 }
 
 fn config_ack_delay() -> Duration {
@@ -677,13 +693,13 @@ fn main() {
     println!("### tether-core pair: one direction, acks flowing back");
     println!();
     println!(
-        "| msg size | msgs/s | MB/s | ns/msg | CPU share | msgs per CPU-s | core allocs/msg | core alloc B/msg | hand-off allocs/msg | hand-off alloc B/msg | msgs/round |"
+        "| msg size | msgs/s | MB/s | ns/msg | CPU share | msgs per CPU-s | core allocs/msg | core alloc B/msg | hand-off allocs/msg | hand-off alloc B/msg | msgs/round | wire B/msg out (overhead) | wire B/msg back |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &pairs {
         let m = r.msgs as f64;
         println!(
-            "| {} | {} | {:.1} | {:.1} | {} | {} | {:.5} | {:.1} | {:.5} | {:.1} | {:.0} |",
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {:.5} | {:.1} | {:.5} | {:.1} | {:.0} | {:.1} ({:.1}) | {:.2} |",
             size_label(r.size),
             thousands(m / r.secs),
             m * r.size as f64 / r.secs / 1e6,
@@ -695,6 +711,9 @@ fn main() {
             r.handoff.count as f64 / m,
             r.handoff.bytes as f64 / m,
             m / r.rounds as f64,
+            r.wire.c2s as f64 / m,
+            r.wire.c2s as f64 / m - r.size as f64,
+            r.wire.s2c as f64 / m,
         );
     }
     println!();
