@@ -73,6 +73,9 @@ pub struct Outcome {
     pub end: End,
 }
 
+/// Message `i` of `tag`: how an exchange names its messages ([`payload`], or a binding's own).
+pub type PayloadFn = fn(&str, u64) -> Bytes;
+
 /// Sends `n` messages tagged `tag` (pausing `pace` every 100) and receives until the end. If
 /// `close`, closes once everything was sent *and* the peer's `n` messages all arrived: a close stops
 /// new sends on both sides, so closing earlier would cut the peer's sending short. Checks sequence
@@ -85,21 +88,38 @@ pub async fn run_side<H: Harness>(
     close: bool,
     pace: Duration,
 ) -> Outcome {
+    let close_after = close.then_some(std::future::ready(()));
+    run_side_with(h, s, tag, n, close_after, pace, payload).await
+}
+
+/// [`run_side`] with the messages of `payload_of`, closing (if `close_after` is given) only once
+/// that future has completed too.
+pub async fn run_side_with<H: Harness>(
+    h: H,
+    s: Session,
+    tag: &'static str,
+    n: u64,
+    close_after: Option<impl std::future::Future<Output = ()>>,
+    pace: Duration,
+    payload_of: PayloadFn,
+) -> Outcome {
     let r = s.clone();
     let (all_in_tx, all_in) = oneshot::channel::<()>();
     let sender = async move {
         for i in 0..n {
-            let seq = s.send(payload(tag, i)).await.expect("send");
-            assert_eq!(seq, i);
+            let seq = s.send(payload_of(tag, i)).await.expect("send");
+            assert_eq!(seq, i, "{tag}: sequence number of message {i}");
             if i % 100 == 99 && !pace.is_zero() {
                 h.sleep(pace).await;
             }
         }
-        if close {
-            let _ = all_in.await;
-            s.close().await
-        } else {
-            s.ended().await
+        match close_after {
+            Some(gate) => {
+                gate.await;
+                let _ = all_in.await;
+                s.close().await
+            }
+            None => s.ended().await,
         }
     };
     let receiver = async move {
@@ -122,8 +142,13 @@ pub async fn run_side<H: Harness>(
 
 /// Every message of `tag` arrived exactly once, in order, unmodified.
 pub fn assert_all(received: &[Bytes], tag: &str, n: u64) {
+    assert_all_with(received, tag, n, payload);
+}
+
+/// [`assert_all`] for the messages of `payload_of`.
+pub fn assert_all_with(received: &[Bytes], tag: &str, n: u64, payload_of: PayloadFn) {
     assert_eq!(received.len() as u64, n, "{tag}: wrong number of messages");
     for (i, p) in received.iter().enumerate() {
-        assert_eq!(p, &payload(tag, i as u64), "{tag}: message {i} differs");
+        assert_eq!(p, &payload_of(tag, i as u64), "{tag}: message {i} differs");
     }
 }

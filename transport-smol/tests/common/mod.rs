@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
-use tether_smol::{End, Session};
+use tether_smol::Session;
 
 /// Short timers so faults are detected and healed in well under a second.
 #[allow(unused_imports, reason = "each test file uses a different part")]
@@ -57,17 +57,14 @@ pub async fn expect_within<T>(limit: Duration, what: &str, f: impl Future<Output
     }
 }
 
-/// What one side saw.
-#[derive(Debug)]
-pub struct Outcome {
-    pub received: Vec<Bytes>,
-    pub end: End,
-}
+#[allow(unused_imports, reason = "each test file uses a different part")]
+pub use tether_testkit::support::Outcome;
 
-/// Sends `n` messages tagged `tag` (pausing `pace` every 100) and receives until the end. If
-/// `close`, closes once everything was sent *and* the peer's `n` messages all arrived (a close
-/// stops new sends on both sides, so closing earlier would cut the peer's sending short). Checks
-/// sequence numbers as messages are sent and as they arrive.
+#[path = "../harness/mod.rs"]
+mod harness;
+
+/// tether-testkit's [`run_side`](tether_testkit::support::run_side) on smol, with this file's
+/// [`payload`] (large messages included).
 pub async fn run_side(
     s: Session,
     tag: &'static str,
@@ -86,46 +83,13 @@ pub async fn run_side_gated(
     close_after: Option<impl Future<Output = ()>>,
     pace: Duration,
 ) -> Outcome {
-    let r = s.clone();
-    let (all_in_tx, all_in) = smol::channel::bounded::<()>(1);
-    let sender = async move {
-        for i in 0..n {
-            let seq = s.send(payload(tag, i)).await.expect("send");
-            assert_eq!(seq, i, "{tag}: sequence number of message {i}");
-            if i % 100 == 99 && !pace.is_zero() {
-                smol::Timer::after(pace).await;
-            }
-        }
-        match close_after {
-            Some(gate) => {
-                gate.await;
-                let _ = all_in.recv().await;
-                s.close().await
-            }
-            None => s.ended().await,
-        }
-    };
-    let receiver = async move {
-        let mut received = Vec::new();
-        while let Some(m) = r.recv().await {
-            assert_eq!(m.seq, received.len() as u64, "sequence gap or duplicate");
-            received.push(m.payload);
-            if received.len() as u64 == n {
-                let _ = all_in_tx.try_send(());
-            }
-        }
-        received
-    };
-    let (end, received) = smol::future::zip(sender, receiver).await;
-    Outcome { received, end }
+    let h = harness::Smol;
+    tether_testkit::support::run_side_with(h, s, tag, n, close_after, pace, payload).await
 }
 
 /// Every message of `tag` arrived exactly once, in order, unmodified.
 pub fn assert_all(received: &[Bytes], tag: &str, n: u64) {
-    assert_eq!(received.len() as u64, n, "{tag}: wrong number of messages");
-    for (i, p) in received.iter().enumerate() {
-        assert_eq!(p, &payload(tag, i as u64), "{tag}: message {i} differs");
-    }
+    tether_testkit::support::assert_all_with(received, tag, n, payload);
 }
 
 /// How a [`Switch`] breaks the streams it controls.
