@@ -76,21 +76,35 @@ impl SendBuffer {
     }
 
     /// The next message to write, if any: `(seq, payload, end_offset)`.
+    #[cfg(test)]
     pub(crate) fn peek_unsent(&self) -> Option<(u64, &Bytes, u64)> {
-        let idx = usize::try_from(self.cursor - self.base_seq).ok()?;
-        self.entries.get(idx).map(|e| (self.cursor, &e.payload, e.end_offset))
+        self.unsent().next().map(|(payload, end)| (self.cursor, payload, end))
     }
 
-    /// Marks the message at the cursor written at `now`; returns true if it is a replay.
-    pub(crate) fn advance_cursor(&mut self, now: Instant) -> bool {
+    /// The messages not yet written on this connection, from the cursor on:
+    /// `(payload, end_offset)`; the first one's sequence number is [`cursor`](Self::cursor).
+    pub(crate) fn unsent(&self) -> impl Iterator<Item = (&Bytes, u64)> {
+        // cursor >= base_seq always (confirm and rewind keep it so).
         let idx = (self.cursor - self.base_seq) as usize;
-        let replay = self.cursor < self.high_water;
-        if let Some(e) = self.entries.get_mut(idx) {
-            e.sent_at = if replay { None } else { Some(now) };
+        self.entries.range(idx.min(self.entries.len())..).map(|e| (&e.payload, e.end_offset))
+    }
+
+    /// Sequence number of the next message to write on this connection.
+    pub(crate) fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Marks the `n` messages at the cursor written at `now` (they exist: [`unsent`](Self::unsent)
+    /// listed them); returns how many of them were replays.
+    pub(crate) fn advance_cursor(&mut self, n: u64, now: Instant) -> u64 {
+        let first = (self.cursor - self.base_seq) as usize;
+        let replays = self.high_water.saturating_sub(self.cursor).min(n);
+        for (i, e) in self.entries.range_mut(first..first + n as usize).enumerate() {
+            e.sent_at = if (i as u64) < replays { None } else { Some(now) };
         }
-        self.cursor += 1;
+        self.cursor += n;
         self.high_water = self.high_water.max(self.cursor);
-        replay
+        replays
     }
 
     /// Messages were written on this connection beyond `position` (the peer's receive position).
@@ -173,18 +187,19 @@ mod tests {
         }
         assert_eq!((b.len(), b.bytes()), (5, 15));
         let t = Instant::from_millis(1);
-        for _ in 0..3 {
-            b.advance_cursor(t);
-        }
+        assert_eq!(b.advance_cursor(3, t), 0);
         assert_eq!(b.confirm(2), Some(t));
         assert_eq!((b.confirmed(), b.len(), b.bytes()), (2, 3, 12));
         assert_eq!(b.peek_unsent().map(|(s, _, end)| (s, end)), Some((3, 10)));
         b.rewind(2);
         let (seq, payload, end) = b.peek_unsent().unwrap();
         assert_eq!((seq, payload.clone(), end), (2, msg(3), 6));
-        assert!(b.advance_cursor(t), "seq 2 was written before: a replay");
-        assert!(!b.advance_cursor(t), "seq 3 is new");
-        assert!(!b.advance_cursor(t));
+        assert_eq!(
+            b.advance_cursor(3, t),
+            1,
+            "seq 2 was written before: a replay; 3 and 4 are new"
+        );
+        assert_eq!((b.sent_at(2), b.sent_at(3)), (None, Some(t)));
         let lost = b.drain_unconfirmed();
         assert_eq!(lost.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(b.len(), 0);

@@ -309,8 +309,8 @@ fn contract_8_only_the_owner_resumes() {
     let id = net.clients[0].session.id().unwrap();
     let raw = net.raw_connect();
     let forged = Frame::Hello(Hello {
-        min_version: 1,
-        max_version: 1,
+        min_version: tether_core::wire::PROTOCOL_VERSION,
+        max_version: tether_core::wire::PROTOCOL_VERSION,
         kind: HelloKind::Resume,
         session_id: id.0,
         secret: [0xAA; 16],

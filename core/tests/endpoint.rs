@@ -74,9 +74,23 @@ fn unknown_version_is_rejected_with_the_supported_range() {
     assert!(closed);
     assert_eq!(
         frames,
-        vec![Frame::Reject { reason: Reason::UnsupportedVersion, min_version: 1, max_version: 1 }]
+        vec![Frame::Reject { reason: Reason::UnsupportedVersion, min_version: 2, max_version: 2 }]
     );
     assert_eq!(ep.session_count(), 0);
+}
+
+/// Version 1 (one message per data frame, never released) is not spoken: a client that offers
+/// only it is refused with the range this build speaks.
+#[test]
+fn a_version_1_client_is_refused() {
+    let mut ep = endpoint(test_config());
+    let (frames, closed) =
+        answer(&mut ep, Instant::ZERO, ConnId(1), encoded(&hello(HelloKind::New, 1, 1)));
+    assert!(closed);
+    assert_eq!(
+        frames,
+        vec![Frame::Reject { reason: Reason::UnsupportedVersion, min_version: 2, max_version: 2 }]
+    );
 }
 
 #[test]
@@ -96,7 +110,7 @@ fn malformed_start_is_rejected() {
         answer(&mut ep, Instant::ZERO, ConnId(3), Bytes::from_static(b"\x00\x10\x00\x00"));
     assert_eq!(rejected_with(&frames), Some(Reason::FrameTooLarge));
     // A "new session" Hello that claims to have received messages.
-    let mut h = hello(HelloKind::New, 1, 1);
+    let mut h = hello(HelloKind::New, 2, 2);
     if let Frame::Hello(h) = &mut h {
         h.positions.received = 3;
         h.positions.acked = 3;
@@ -111,7 +125,7 @@ fn unknown_session_and_bad_secret_are_rejected() {
     let mut net = Net::new(test_config(), 1, 1);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
     let id = net.clients[0].session.id().unwrap();
-    let mut h = hello(HelloKind::Resume, 1, 1);
+    let mut h = hello(HelloKind::Resume, 2, 2);
     if let Frame::Hello(h) = &mut h {
         h.session_id = id.0 ^ 1;
     }
@@ -219,14 +233,14 @@ fn a_session_detached_by_its_first_read_counts_against_the_detached_limit() {
     let config = Config { max_detached_sessions: 1, ..test_config() };
     let mut ep = endpoint(config);
     let now = Instant::ZERO;
-    let (frames, _) = answer(&mut ep, now, ConnId(1), encoded(&hello(HelloKind::New, 1, 1)));
+    let (frames, _) = answer(&mut ep, now, ConnId(1), encoded(&hello(HelloKind::New, 2, 2)));
     assert!(matches!(frames.first(), Some(Frame::Welcome(_))), "{frames:?}");
     ep.handle_disconnected(now, ConnId(1));
     assert_eq!(ep.detached_count(), 1);
     // A second Hello on an established connection is a protocol violation.
     let mut bytes = BytesMut::new();
-    hello(HelloKind::New, 1, 1).encode(&mut bytes);
-    hello(HelloKind::New, 1, 1).encode(&mut bytes);
+    hello(HelloKind::New, 2, 2).encode(&mut bytes);
+    hello(HelloKind::New, 2, 2).encode(&mut bytes);
     let later = now + Duration::from_millis(1);
     answer(&mut ep, later, ConnId(2), bytes.freeze());
     assert_eq!(ep.detached_count(), 1, "the longest-detached session was evicted");
@@ -259,7 +273,7 @@ fn ids_and_secrets_are_deterministic_per_key_and_differ_across_keys() {
     let id_for = |key: [u8; 32]| {
         let mut ep = Endpoint::new(test_config(), key, Instant::ZERO).unwrap();
         ep.handle_connected(Instant::ZERO, ConnId(1));
-        ep.handle_input(Instant::ZERO, ConnId(1), encoded(&hello(HelloKind::New, 1, 1)));
+        ep.handle_input(Instant::ZERO, ConnId(1), encoded(&hello(HelloKind::New, 2, 2)));
         let (frames, _) = drain(&mut ep, Instant::ZERO, ConnId(1));
         match &frames[0] {
             Frame::Welcome(w) => (w.session_id, w.secret),
@@ -280,7 +294,7 @@ fn a_closed_session_answers_late_resumes_with_session_closed() {
     assert!(net.run_to_end(LIMIT));
     assert_eq!(net.server.session_count(), 0);
     // The owner's secret: the tombstone answers SessionClosed; a wrong one is BadSecret.
-    let mut h = hello(HelloKind::Resume, 1, 1);
+    let mut h = hello(HelloKind::Resume, 2, 2);
     if let Frame::Hello(h) = &mut h {
         h.session_id = welcome.session_id;
         h.secret = welcome.secret;

@@ -3,103 +3,17 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
+use common::raw::{welcome, Raw};
 use common::*;
-use tether_core::wire::{Decoder, Frame, Positions, Welcome};
+use tether_core::wire::{Decoder, Frame, Positions};
 use tether_core::{
-    AckMode, Config, ConnId, Duration, Event, Instant, Reason, SendError, Session, SessionState,
-    Transmit,
+    AckMode, Config, Duration, Event, Instant, Reason, SendError, SessionState, Transmit,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-// ----- a client driven by hand-written server frames -----
-
-struct Raw {
-    s: Session,
-    now: Instant,
-    conn: ConnId,
-}
-
-impl Raw {
-    /// A client whose `Hello` is written and whose server has not answered yet.
-    fn handshaking(config: Config) -> Raw {
-        let now = Instant::from_millis(10);
-        let mut s = Session::client(config, 1, now).unwrap();
-        assert!(s.poll_connect(now));
-        let conn = ConnId(1);
-        s.handle_connected(now, conn);
-        let mut raw = Raw { s, now, conn };
-        let out = raw.drain();
-        assert!(matches!(out.first(), Some(Frame::Hello(_))));
-        raw
-    }
-
-    /// A client whose handshake was answered with a Welcome advertising `window` messages.
-    fn new(config: Config, window: u64) -> Raw {
-        let mut raw = Raw::handshaking(config);
-        raw.feed(&[welcome(Positions {
-            received: 0,
-            acked: 0,
-            max_seq: window,
-            max_bytes: 1 << 30,
-        })]);
-        assert_eq!(raw.s.poll_event(), Some(Event::Connected));
-        raw
-    }
-
-    fn feed(&mut self, frames: &[Frame]) {
-        let mut b = BytesMut::new();
-        for f in frames {
-            f.encode(&mut b);
-        }
-        self.s.handle_input(self.now, self.conn, b.freeze());
-    }
-
-    /// Every frame the client writes now; a `Close` transmit is recorded as `None`.
-    fn drain_all(&mut self) -> Vec<Option<Frame>> {
-        let mut out = Vec::new();
-        let mut buf = BytesMut::new();
-        while let Some(t) = self.s.poll_transmit(self.now, &mut buf) {
-            let mut d = Decoder::new(1 << 20);
-            d.push(buf.split().freeze());
-            while let Some(f) = d.next_frame().unwrap() {
-                out.push(Some(f));
-            }
-            if matches!(t, Transmit::Close(_)) {
-                out.push(None);
-            }
-        }
-        out
-    }
-
-    fn drain(&mut self) -> Vec<Frame> {
-        self.drain_all().into_iter().flatten().collect()
-    }
-
-    fn conn_closed_with(&mut self) -> Option<Reason> {
-        let out = self.drain_all();
-        assert_eq!(out.last(), Some(&None), "connection should be closed: {out:?}");
-        out.iter().flatten().find_map(|f| match f {
-            Frame::ConnClose { reason } => Some(*reason),
-            _ => None,
-        })
-    }
-}
-
-/// A new-session `Welcome` from the hand-played server with the given positions.
-fn welcome(positions: Positions) -> Frame {
-    Frame::Welcome(Welcome {
-        version: 1,
-        resumed: false,
-        session_id: 7,
-        secret: [3; 16],
-        positions,
-        max_message_size: 1 << 20,
-    })
-}
-
 fn data(seq: u64, ack: u64) -> Frame {
-    Frame::Data { seq, ack, payload: Bytes::from_static(b"m") }
+    Frame::data(seq, ack, &[Bytes::from_static(b"m")])
 }
 
 // ----- Delivered is not acknowledged -----
@@ -288,8 +202,8 @@ fn pitfall_peers_lie_resume_position_behind_confirmed() {
         Positions { received: 10, acked: 11, max_seq: 100, max_bytes: 1 << 20 }, // acked > received
     ] {
         let hello = Frame::Hello(tether_core::wire::Hello {
-            min_version: 1,
-            max_version: 1,
+            min_version: tether_core::wire::PROTOCOL_VERSION,
+            max_version: tether_core::wire::PROTOCOL_VERSION,
             kind: tether_core::wire::HelloKind::Resume,
             session_id: welcome.session_id,
             secret: welcome.secret,
@@ -329,8 +243,8 @@ fn pitfall_peers_lie_sequence_gap_and_wrong_direction() {
 
     let mut raw = Raw::new(test_config(), 100);
     let hello = Frame::Hello(tether_core::wire::Hello {
-        min_version: 1,
-        max_version: 1,
+        min_version: tether_core::wire::PROTOCOL_VERSION,
+        max_version: tether_core::wire::PROTOCOL_VERSION,
         kind: tether_core::wire::HelloKind::New,
         session_id: 0,
         secret: [0; 16],

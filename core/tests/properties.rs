@@ -231,11 +231,14 @@ impl Arbitrary for AnyFrame {
                 min_version: u16::arbitrary(g),
                 max_version: u16::arbitrary(g),
             },
-            3 => Frame::Data {
-                seq: u64::arbitrary(g),
-                ack: u64::arbitrary(g),
-                payload: Bytes::from(Vec::<u8>::arbitrary(g)),
-            },
+            3 => {
+                // One to four messages; the first seq leaves room for them (the decoder refuses a
+                // run whose sequence numbers would wrap).
+                let n = 1 + usize::arbitrary(g) % 4;
+                let payloads: Vec<Bytes> =
+                    (0..n).map(|_| Bytes::from(Vec::<u8>::arbitrary(g))).collect();
+                Frame::data(u64::arbitrary(g) >> 1, u64::arbitrary(g), &payloads)
+            }
             4 => Frame::Ack(p),
             5 => Frame::Ping { token: u64::arbitrary(g) },
             6 => Frame::Pong { token: u64::arbitrary(g) },
@@ -316,9 +319,10 @@ fn prop_a_sink_keeping_payloads_by_reference_gets_the_same_bytes() {
         let joined = sink.joined();
         // Every data payload above the inline size went in as the same allocation, not a copy.
         let by_reference = frames.iter().all(|f| match &f.0 {
-            Frame::Data { payload, .. } if payload.len() > INLINE_PAYLOAD_MAX => {
-                sink.pieces.iter().any(|p| p.as_ptr() == payload.as_ptr())
-            }
+            Frame::Data { messages, .. } => messages
+                .iter()
+                .filter(|payload| payload.len() > INLINE_PAYLOAD_MAX)
+                .all(|payload| sink.pieces.iter().any(|p| p.as_ptr() == payload.as_ptr())),
             _ => true,
         });
         joined == encode(&frames) && sink.len() == joined.len() && by_reference
@@ -338,10 +342,9 @@ fn frames_encoded_in_pieces_decode() {
     let frames: Vec<Frame> = sizes
         .iter()
         .enumerate()
-        .map(|(i, &n)| Frame::Data {
-            seq: i as u64,
-            ack: 7,
-            payload: (0..n).map(|k| (k * 31 + i) as u8).collect(),
+        .map(|(i, &n)| {
+            let payload: Bytes = (0..n).map(|k| (k * 31 + i) as u8).collect();
+            Frame::data(i as u64, 7, &[payload])
         })
         .collect();
     let mut sink = Pieces::default();

@@ -32,17 +32,17 @@ pub enum StreamElement {
         /// Probability per chunk.
         probability: f64,
     },
-    /// Planted bug: re-encodes the data frame with sequence `seq` twice, with valid checksums
+    /// Planted bug: re-encodes the message with sequence `seq` twice, with valid checksums
     /// (the second copy renumbered `seq + 1` and every later one shifted), so a duplicate gets
     /// past the CRC and the sequence check. Exists to prove the checker catches duplicates.
     PlantDuplicateFrame {
-        /// The data frame to duplicate.
+        /// The message to duplicate.
         seq: u64,
     },
-    /// Planted bug: re-encodes the data frame with sequence `seq` with one payload byte changed
+    /// Planted bug: re-encodes the message with sequence `seq` with one payload byte changed
     /// and a valid checksum. Exists to prove the checker compares payloads.
     PlantCorruptPastCrc {
-        /// The data frame to alter.
+        /// The message to alter.
         seq: u64,
     },
 }
@@ -236,12 +236,15 @@ impl StreamPath {
     }
 }
 
+/// A data frame carrying one message.
 fn encode(out: &mut BytesMut, seq: u64, ack: u64, payload: &Bytes) {
-    Frame::Data { seq, ack, payload: payload.clone() }.encode(out);
+    Frame::data(seq, ack, [payload]).encode(out);
 }
 
 /// Decodes whole frames of `bytes` (the writer always writes whole frames) and re-encodes them,
-/// letting `data` rewrite data frames. Returns the new bytes and how many rewrites took effect.
+/// letting `data` rewrite each message of a data frame (called with the message's sequence
+/// number, the frame's ack and the payload; it writes frames of its own, so runs are split into
+/// one frame per message). Returns the new bytes and how many rewrites took effect.
 fn rewrite(
     decoder: &mut Decoder,
     bytes: &Bytes,
@@ -252,9 +255,11 @@ fn rewrite(
     let mut n = 0;
     while let Ok(Some(f)) = decoder.next_frame() {
         match f {
-            Frame::Data { seq, ack, payload } => {
-                if data(&mut out, seq, ack, &payload) {
-                    n += 1;
+            Frame::Data { seq, ack, messages } => {
+                for (seq, payload) in (seq..).zip(messages.iter()) {
+                    if data(&mut out, seq, ack, &payload) {
+                        n += 1;
+                    }
                 }
             }
             other => other.encode(&mut out),

@@ -84,8 +84,10 @@ pub fn describe_frame(f: &Frame) -> String {
             w.resumed, w.session_id, w.positions.received, w.positions.acked
         ),
         Frame::Reject { reason, .. } => format!("Reject {reason:?}"),
-        Frame::Data { seq, ack, payload } => {
-            format!("Data seq={seq} ack={ack} len={}", payload.len())
+        Frame::Data { seq, ack, messages } => {
+            let last = seq + messages.len() as u64 - 1;
+            let bytes: usize = messages.iter().map(|m| m.len()).sum();
+            format!("Data seq={seq}..={last} ack={ack} msgs={} bytes={bytes}", messages.len())
         }
         Frame::Ack(p) => {
             format!("Ack recv={} acked={} win={}/{}", p.received, p.acked, p.max_seq, p.max_bytes)

@@ -2,9 +2,9 @@
 
 use super::{Role, Session, SessionId};
 use crate::reason::Reason;
-use crate::recv_buf::{Accepted, Refusal};
+use crate::recv_buf::Refusal;
 use crate::time::Instant;
-use crate::wire::{Frame, Positions, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use crate::wire::{Frame, Messages, Positions, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 impl Session {
     /// Decodes and handles every whole frame buffered on the current connection.
@@ -46,9 +46,9 @@ impl Session {
                 Ok(())
             }
             _ if !established => Err(Reason::UnexpectedFrame),
-            Frame::Data { seq, ack, payload } => {
+            Frame::Data { seq, ack, messages } => {
                 self.on_peer_ack(now, ack)?;
-                self.on_data(seq, payload)
+                self.on_data(seq, &messages)
             }
             Frame::Ack(p) => self.on_peer_positions(now, p),
             Frame::Ping { token } => {
@@ -162,23 +162,20 @@ impl Session {
         }
     }
 
-    fn on_data(&mut self, seq: u64, payload: bytes::Bytes) -> Result<(), Reason> {
-        let len = payload.len() as u64;
-        if self.close.peer_final.is_some_and(|f| seq >= f) {
-            return Err(Reason::InvalidSequence);
+    /// The messages of a data frame, first sequence number `seq`.
+    fn on_data(&mut self, seq: u64, messages: &Messages) -> Result<(), Reason> {
+        let end = self.close.peer_final.unwrap_or(u64::MAX);
+        let (taken, result) = self.recv.accept(&self.config, seq, messages, end);
+        if taken.messages > 0 {
+            self.stats.messages_received += taken.messages;
+            self.stats.bytes_received += taken.bytes;
+            self.note_positions_changed();
         }
-        match self.recv.accept(&self.config, seq, payload) {
-            Ok(Accepted::New) => {
-                self.stats.messages_received += 1;
-                self.stats.bytes_received += len;
-                self.note_positions_changed();
-                Ok(())
-            }
-            Ok(Accepted::Duplicate) => Ok(()),
-            Err(Refusal::Gap) => Err(Reason::InvalidSequence),
-            Err(Refusal::Window) => Err(Reason::FlowControlViolation),
-            Err(Refusal::TooLarge) => Err(Reason::MessageTooLarge),
-        }
+        result.map_err(|refusal| match refusal {
+            Refusal::Gap | Refusal::PastEnd => Reason::InvalidSequence,
+            Refusal::Window => Reason::FlowControlViolation,
+            Refusal::TooLarge => Reason::MessageTooLarge,
+        })
     }
 
     fn on_pong(&mut self, now: Instant, token: u64) {

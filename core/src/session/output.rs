@@ -3,8 +3,19 @@
 use super::{Role, Session, Transmit};
 use crate::time::Instant;
 use crate::wire::{
-    self, Frame, FrameSink, Hello, HelloKind, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    self, DataFrameWriter, Frame, FrameSink, Hello, HelloKind, Welcome, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
+
+/// What [`Session::plan_frame`] chose for the next data frame.
+struct FramePlan {
+    /// Messages it carries, from the send buffer's cursor on.
+    count: usize,
+    /// Bytes of its message run (prefixes and payloads).
+    run_len: usize,
+    /// Bytes of the run copied into the sink's buffer (prefixes and inline payloads).
+    copied: usize,
+}
 
 impl Session {
     /// Appends the frames due now to `buf` (a `BytesMut`, or any [`FrameSink`]) and says what to
@@ -102,21 +113,21 @@ impl Session {
         let ack = self.recv.acked();
         let mut wrote = false;
         while buf.len() - start < batch {
-            let Some((seq, payload, end_offset)) = self.send.peek_unsent() else {
+            let Some(plan) = self.plan_frame(batch - (buf.len() - start)) else {
                 break;
             };
-            if seq >= self.peer.max_seq || end_offset > self.peer.max_bytes {
-                break;
+            let seq = self.send.cursor();
+            let mut w = DataFrameWriter::begin(buf, seq, ack, plan.run_len, plan.copied);
+            for (payload, _) in self.send.unsent().take(plan.count) {
+                w.message(buf, payload);
             }
-            wire::encode_data(buf, seq, ack, payload);
+            w.finish(buf);
             if !self.send.has_in_flight_beyond(self.peer.received) {
                 if let Some(c) = self.conn.as_mut() {
                     c.progress_since = now;
                 }
             }
-            if self.send.advance_cursor(now) {
-                self.stats.replayed_messages += 1;
-            }
+            self.stats.replayed_messages += self.send.advance_cursor(plan.count as u64, now);
             wrote = true;
         }
         if wrote {
@@ -125,6 +136,33 @@ impl Session {
             self.told.acked = ack;
             self.told.received = self.told.received.max(ack);
         }
+    }
+
+    /// The run of unsent messages the next data frame carries: as many as the peer's window
+    /// allows whose run fits `budget` bytes, [`wire::PACKED_RUN_MAX`] and the peer's frame limit
+    /// (its `max_message_size` plus one length prefix); a first message that does not fit goes
+    /// alone (it is at most `max_message_size`, so the peer accepts its frame).
+    fn plan_frame(&self, budget: usize) -> Option<FramePlan> {
+        let peer_limit = self.max_message_size() as usize + wire::MAX_LENGTH_PREFIX;
+        let limit = budget.min(wire::PACKED_RUN_MAX).min(peer_limit);
+        let mut plan = FramePlan { count: 0, run_len: 0, copied: 0 };
+        for (seq, (payload, end_offset)) in (self.send.cursor()..).zip(self.send.unsent()) {
+            if seq >= self.peer.max_seq || end_offset > self.peer.max_bytes {
+                break;
+            }
+            let prefix = wire::prefix_len(payload.len());
+            let run_len = plan.run_len + prefix + payload.len();
+            if plan.count > 0 && run_len > limit {
+                break;
+            }
+            plan.count += 1;
+            plan.run_len = run_len;
+            plan.copied += prefix;
+            if payload.len() <= wire::INLINE_PAYLOAD_MAX {
+                plan.copied += payload.len();
+            }
+        }
+        (plan.count > 0).then_some(plan)
     }
 
     /// A heartbeat when nothing was written for `heartbeat_interval` (and nothing in this call).

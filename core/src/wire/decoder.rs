@@ -192,7 +192,7 @@ mod tests {
         let p = Positions { received: 5, acked: 4, max_seq: 100, max_bytes: 1 << 40 };
         alloc::vec![
             Frame::Hello(Hello {
-                min_version: 1,
+                min_version: 2,
                 max_version: 3,
                 kind: HelloKind::Resume,
                 session_id: 9,
@@ -208,9 +208,14 @@ mod tests {
                 positions: p,
                 max_message_size: 7
             }),
-            Frame::Reject { reason: Reason::BadSecret, min_version: 1, max_version: 1 },
-            Frame::Data { seq: 1, ack: 2, payload: Bytes::from_static(b"hello") },
-            Frame::Data { seq: u64::MAX, ack: 0, payload: Bytes::new() },
+            Frame::Reject { reason: Reason::BadSecret, min_version: 2, max_version: 1 },
+            Frame::data(1, 2, &[Bytes::from_static(b"hello")]),
+            Frame::data(u64::MAX - 1, 0, &[Bytes::new()]),
+            Frame::data(
+                7,
+                3,
+                &[Bytes::from_static(b"a"), Bytes::new(), Bytes::from(alloc::vec![9; 300])]
+            ),
             Frame::Ack(p),
             Frame::Ping { token: 42 },
             Frame::Pong { token: 42 },
@@ -264,16 +269,15 @@ mod tests {
 
     #[test]
     fn whole_frames_are_zero_copy_slices_of_the_input() {
-        let bytes = encode_all(&[Frame::Data {
-            seq: 0,
-            ack: 0,
-            payload: Bytes::from_static(b"zero-copy"),
-        }]);
+        let payloads = [Bytes::from_static(b"zero-copy"), Bytes::from_static(b"both")];
+        let bytes = encode_all(&[Frame::data(0, 0, &payloads)]);
         let range = bytes.as_ptr_range();
         let mut d = Decoder::new(1024);
         d.push(bytes.clone());
-        let Some(Frame::Data { payload, .. }) = d.next_frame().unwrap() else { panic!() };
-        assert!(range.contains(&payload.as_ptr()));
+        let Some(Frame::Data { messages, .. }) = d.next_frame().unwrap() else { panic!() };
+        for payload in messages.iter() {
+            assert!(range.contains(&payload.as_ptr()));
+        }
     }
 
     #[test]
@@ -290,7 +294,7 @@ mod tests {
     #[test]
     fn corruption_is_caught_by_the_checksum() {
         let bytes =
-            encode_all(&[Frame::Data { seq: 3, ack: 0, payload: Bytes::from_static(b"payload") }]);
+            encode_all(&[Frame::data(3, 0, &[Bytes::from_static(b"payload"), Bytes::new()])]);
         for i in 4..bytes.len() {
             for bit in 0..8 {
                 let mut v = bytes.to_vec();
@@ -327,5 +331,38 @@ mod tests {
         let mut d = Decoder::new(1024);
         d.push(Bytes::from_static(&[0, 0, 0, 0]));
         assert_eq!(d.next_frame(), Err(DecodeError::EmptyFrame));
+    }
+
+    /// A data body: first seq, ack, then `run` as the message run.
+    fn data_body(seq: u64, run: &[u8]) -> Vec<u8> {
+        let mut body = seq.to_be_bytes().to_vec();
+        body.extend_from_slice(&0u64.to_be_bytes());
+        body.extend_from_slice(run);
+        body
+    }
+
+    fn decode_raw(ty: u8, body: &[u8]) -> Result<Option<Frame>, DecodeError> {
+        let mut out = BytesMut::new();
+        super::super::frame::tests_support::raw_frame(&mut out, ty, body);
+        let mut d = Decoder::new(1024);
+        d.push(out.freeze());
+        d.next_frame()
+    }
+
+    #[test]
+    fn lying_message_runs_end_the_stream() {
+        let bad_len = |len| Err(DecodeError::BadLength { frame_type: FrameType::Data, len });
+        let bad_field = Err(DecodeError::BadField(FrameType::Data));
+        assert_eq!(decode_raw(0x04, &data_body(0, &[])), bad_len(16), "no message");
+        assert_eq!(decode_raw(0x04, &[0; 15]), bad_len(15), "no header");
+        assert_eq!(decode_raw(0x04, &data_body(0, &[5, 1, 2])), bad_len(19), "length past the end");
+        assert_eq!(decode_raw(0x04, &data_body(0, &[1, 1, 0x80])), bad_len(19), "prefix cut off");
+        assert_eq!(decode_raw(0x04, &data_body(0, &[0x80, 0])), bad_field, "overlong prefix");
+        assert_eq!(decode_raw(0x04, &data_body(u64::MAX, &[0])), bad_field, "seq would wrap");
+        assert_eq!(decode_raw(0x04, &data_body(u64::MAX - 2, &[0, 0, 0])), bad_field);
+        let ok = decode_raw(0x04, &data_body(u64::MAX - 2, &[0, 0])).unwrap().unwrap();
+        assert!(
+            matches!(ok, Frame::Data { seq, messages, .. } if seq == u64::MAX - 2 && messages.len() == 2)
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::messages::{self, Messages, RunError};
 use super::{DecodeError, FrameSink, Secret};
 use crate::crc;
 use crate::reason::Reason;
@@ -16,7 +17,7 @@ pub enum FrameType {
     Welcome = 0x02,
     /// Server's refusal of a `Hello`; the connection closes after it.
     Reject = 0x03,
-    /// One application message.
+    /// A run of consecutive application messages.
     Data = 0x04,
     /// Standalone acknowledgement and window update.
     Ack = 0x05,
@@ -135,12 +136,12 @@ pub enum Frame {
     },
     /// See [`FrameType::Data`].
     Data {
-        /// The message's sequence number.
+        /// The first message's sequence number; the others follow it one by one.
         seq: u64,
         /// Piggybacked cumulative ack: every message of the other direction below this is acked.
         ack: u64,
-        /// The message.
-        payload: Bytes,
+        /// The messages.
+        messages: Messages,
     },
     /// See [`FrameType::Ack`].
     Ack(Positions),
@@ -203,32 +204,70 @@ fn put_positions(out: &mut BytesMut, p: &Positions) {
     out.put_u64(p.max_bytes);
 }
 
-/// Appends a data frame for `payload` without building a [`Frame`] (the hot path), straight into
-/// the sink's byte buffer; a payload above `INLINE_PAYLOAD_MAX` bytes goes through
-/// [`FrameSink::put_payload`] instead, the CRC carried across it.
-#[inline]
-pub(crate) fn encode_data<S: FrameSink + ?Sized>(out: &mut S, seq: u64, ack: u64, payload: &Bytes) {
-    let inline = payload.len() <= super::INLINE_PAYLOAD_MAX;
-    let buf = out.bytes();
-    let start = buf.len();
-    buf.reserve(super::DATA_OVERHEAD + if inline { payload.len() } else { 0 });
-    // The payload is bounded by max_frame_size (u32).
-    buf.put_u32(super::DATA_FRAME_LEN + payload.len() as u32);
-    buf.put_u8(FrameType::Data as u8);
-    buf.put_u64(seq);
-    buf.put_u64(ack);
-    if inline {
-        buf.put_slice(payload);
-        let crc = crc::checksum(&buf[start..]);
-        buf.put_u32(crc);
-    } else {
-        let crc = crc::append(crc::checksum(&buf[start..]), payload);
+/// Writes one data frame into a [`FrameSink`] without building a [`Frame`] (the hot path):
+/// [`begin`](Self::begin) with the run's size, [`message`](Self::message) per message, then
+/// [`finish`](Self::finish). Payloads up to `INLINE_PAYLOAD_MAX` bytes are copied into the sink's
+/// byte buffer; larger ones go through [`FrameSink::put_payload`], the CRC carried across them.
+pub(crate) struct DataFrameWriter {
+    /// Where the CRC's next input starts in the sink's current byte buffer.
+    from: usize,
+    /// The CRC of the frame's bytes before `from` (and of the pieces handed over by reference).
+    crc: u32,
+}
+
+impl DataFrameWriter {
+    /// Writes the header of a frame whose messages take `run_len` bytes on the wire, `copied` of
+    /// which go into the byte buffer (the prefixes and the inline payloads).
+    #[inline]
+    pub(crate) fn begin<S: FrameSink + ?Sized>(
+        out: &mut S,
+        seq: u64,
+        ack: u64,
+        run_len: usize,
+        copied: usize,
+    ) -> DataFrameWriter {
+        let buf = out.bytes();
+        let from = buf.len();
+        buf.reserve(super::DATA_OVERHEAD + copied);
+        // The run is bounded by the sender's frame budget, far below u32::MAX.
+        buf.put_u32(super::DATA_HEADER_LEN + run_len as u32);
+        buf.put_u8(FrameType::Data as u8);
+        buf.put_u64(seq);
+        buf.put_u64(ack);
+        DataFrameWriter { from, crc: 0 }
+    }
+
+    /// Appends one message: its length prefix, then its payload.
+    #[inline]
+    pub(crate) fn message<S: FrameSink + ?Sized>(&mut self, out: &mut S, payload: &Bytes) {
+        let buf = out.bytes();
+        // A payload is bounded by max_message_size (a u32).
+        messages::put_length(buf, payload.len() as u32);
+        if payload.len() <= super::INLINE_PAYLOAD_MAX {
+            buf.put_slice(payload);
+            return;
+        }
+        self.crc = crc::append(self.crc, &buf[self.from..]);
+        self.crc = crc::append(self.crc, payload);
         out.put_payload(payload);
-        out.bytes().put_u32(crc);
+        self.from = out.bytes().len();
+    }
+
+    /// Appends the CRC.
+    #[inline]
+    pub(crate) fn finish<S: FrameSink + ?Sized>(self, out: &mut S) {
+        let buf = out.bytes();
+        let crc = crc::append(self.crc, &buf[self.from..]);
+        buf.put_u32(crc);
     }
 }
 
 impl Frame {
+    /// A data frame carrying `payloads` (at least one) from sequence number `seq` on.
+    pub fn data<'a>(seq: u64, ack: u64, payloads: impl IntoIterator<Item = &'a Bytes>) -> Frame {
+        Frame::Data { seq, ack, messages: Messages::from_payloads(payloads) }
+    }
+
     /// The frame's type code.
     pub fn frame_type(&self) -> FrameType {
         match self {
@@ -251,7 +290,11 @@ impl Frame {
     pub fn encode<S: FrameSink + ?Sized>(&self, out: &mut S) {
         let ty = self.frame_type();
         let out = match self {
-            Frame::Data { seq, ack, payload } => return encode_data(out, *seq, *ack, payload),
+            Frame::Data { seq, ack, messages } => {
+                let mut w = DataFrameWriter::begin(out, *seq, *ack, messages.as_wire().len(), 0);
+                messages.iter().for_each(|m| w.message(out, &m));
+                return w.finish(out);
+            }
             // Control frames are small: one piece, straight into the sink's byte buffer.
             _ => out.bytes(),
         };
@@ -378,7 +421,18 @@ impl Frame {
                 }
                 let seq = b.get_u64();
                 let ack = b.get_u64();
-                Frame::Data { seq, ack, payload: buf.slice(5 + 16..crc_at) }
+                let messages = Messages::parse(buf.slice(5 + 16..crc_at)).map_err(|e| match e {
+                    RunError::BadPrefix => DecodeError::BadField(ty),
+                    RunError::BadLength => {
+                        DecodeError::BadLength { frame_type: ty, len: body_len as u32 }
+                    }
+                })?;
+                // Sequence numbers are u64 and never wrap: the position after the last message
+                // must exist.
+                if seq.checked_add(messages.len() as u64).is_none() {
+                    return Err(DecodeError::BadField(ty));
+                }
+                Frame::Data { seq, ack, messages }
             }
             FrameType::Ack => {
                 fixed(32)?;

@@ -3,6 +3,8 @@
 //! The contract checker at the bottom is what every test ends with.
 #![allow(dead_code, reason = "each test file uses a different part of the harness")]
 
+pub mod raw;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};

@@ -207,10 +207,11 @@ pub enum FrameSpec {
     },
     /// `Reject`.
     Reject(u8, u16, u16),
-    /// `Data`; the payload is bounded by [`MAX_FUZZ_PAYLOAD`].
-    Data(Val, Val, Vec<u8>),
-    /// `Data` with an empty payload of a given length (cheap large messages).
-    DataFilled(Val, Val, u16),
+    /// `Data`: the bytes (bounded by [`MAX_FUZZ_PAYLOAD`]) cut into a run of `1 + n % 8`
+    /// messages.
+    Data(Val, Val, Vec<u8>, u8),
+    /// `Data`: a run of `1 + n % 4` messages of a given length, filled (cheap large messages).
+    DataFilled(Val, Val, u16, u8),
     /// `Ack`.
     Ack(PosSpec),
     /// `Ping`.
@@ -261,16 +262,15 @@ impl FrameSpec {
                 min_version: *min,
                 max_version: *max,
             },
-            FrameSpec::Data(seq, ack, payload) => Frame::Data {
-                seq: seq.get(a),
-                ack: ack.get(a),
-                payload: Bytes::copy_from_slice(&payload[..payload.len().min(MAX_FUZZ_PAYLOAD)]),
-            },
-            FrameSpec::DataFilled(seq, ack, len) => Frame::Data {
-                seq: seq.get(a),
-                ack: ack.get(a),
-                payload: Bytes::from(vec![0x5a; usize::from(*len) % (MAX_FUZZ_PAYLOAD + 1)]),
-            },
+            FrameSpec::Data(seq, ack, bytes, n) => {
+                let bytes = Bytes::copy_from_slice(&bytes[..bytes.len().min(MAX_FUZZ_PAYLOAD)]);
+                Frame::data(seq.get(a), ack.get(a), &cut(&bytes, 1 + usize::from(*n % 8)))
+            }
+            FrameSpec::DataFilled(seq, ack, len, n) => {
+                let one = Bytes::from(vec![0x5a; usize::from(*len) % (MAX_FUZZ_PAYLOAD + 1)]);
+                let run = vec![one; 1 + usize::from(*n % 4)];
+                Frame::data(seq.get(a), ack.get(a), &run)
+            }
             FrameSpec::Ack(p) => Frame::Ack(p.get(a)),
             FrameSpec::Ping(t) => Frame::Ping { token: *t },
             FrameSpec::Pong(t) => Frame::Pong { token: t.get(a) },
@@ -286,6 +286,14 @@ impl FrameSpec {
         };
         frame.encode(out);
     }
+}
+
+/// `bytes` cut into `n` consecutive messages (the last ones empty when there are too few bytes).
+fn cut(bytes: &Bytes, n: usize) -> Vec<Bytes> {
+    let step = bytes.len().div_ceil(n);
+    (0..n)
+        .map(|i| bytes.slice((i * step).min(bytes.len())..((i + 1) * step).min(bytes.len())))
+        .collect()
 }
 
 /// Bytes written to a connection: frames, damaged frames, or raw bytes.

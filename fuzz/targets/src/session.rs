@@ -74,8 +74,12 @@ enum Op {
     },
     /// A correct `Welcome` on the current connection.
     Welcome,
-    /// A correct next `Data` frame of `len` bytes on the current connection.
-    Data(u16),
+    /// A correct next `Data` frame: a run of `1 + n % 4` messages of `len` bytes each, on the
+    /// current connection.
+    Data {
+        len: u16,
+        n: u8,
+    },
     /// A correct `Ack` of everything the session wrote, with a wide window.
     AckAll,
     /// The application stops or resumes reading events.
@@ -117,10 +121,14 @@ struct Oracle {
 impl Oracle {
     fn saw_input(&mut self, f: &Frame) {
         match f {
-            Frame::Data { seq, ack, payload } => {
-                let v = self.data.entry(*seq).or_default();
-                if v.len() < 64 && !v.contains(payload) {
-                    v.push(payload.clone());
+            Frame::Data { seq, ack, messages } => {
+                // A run whose sequence numbers would wrap is refused by the decoder.
+                let seqs = (0..).map_while(|i| seq.checked_add(i));
+                for (seq, payload) in seqs.zip(messages.iter()) {
+                    let v = self.data.entry(seq).or_default();
+                    if v.len() < 64 && !v.contains(&payload) {
+                        v.push(payload);
+                    }
                 }
                 self.max_ack = self.max_ack.max(*ack);
             }
@@ -136,7 +144,9 @@ impl Oracle {
 
     fn saw_output(&mut self, f: &Frame) {
         match f {
-            Frame::Data { seq, .. } => self.wrote_high = self.wrote_high.max(seq + 1),
+            Frame::Data { seq, messages, .. } => {
+                self.wrote_high = self.wrote_high.max(seq + messages.len() as u64)
+            }
             Frame::CloseAck { .. } => self.wrote_close_ack = true,
             Frame::Hello(h) => self.client_received = h.positions.received,
             Frame::Ack(p) => self.client_received = p.received,
@@ -264,12 +274,14 @@ impl Harness {
                 });
                 self.input_frame(frame);
             }
-            Op::Data(len) => {
+            Op::Data { len, n } => {
                 let size = usize::from(*len) % (self.config.max_message_size as usize + 1);
                 let seq = self.s.stats().messages_received;
                 let ack = self.oracle.wrote_high.max(self.app.confirmed_count() as u64);
-                let payload = model::payload(&format!("s{seq}"), size);
-                self.input_frame(Frame::Data { seq, ack, payload });
+                let run: Vec<Bytes> = (seq..seq + 1 + u64::from(*n % 4))
+                    .map(|s| model::payload(&format!("s{s}"), size))
+                    .collect();
+                self.input_frame(Frame::data(seq, ack, &run));
             }
             Op::AckAll => {
                 let high = self.oracle.wrote_high.max(self.app.confirmed_count() as u64);

@@ -1,0 +1,91 @@
+//! A client session driven by hand-written server frames: what it writes, and how it ends a
+//! connection on bad input.
+
+use bytes::BytesMut;
+use tether_core::wire::{Decoder, Frame, Positions, Welcome};
+use tether_core::{Config, ConnId, Event, Instant, Reason, Session, Transmit};
+
+/// A client session and its one connection, played by hand.
+pub struct Raw {
+    pub s: Session,
+    pub now: Instant,
+    pub conn: ConnId,
+}
+
+impl Raw {
+    /// A client whose `Hello` is written and whose server has not answered yet.
+    pub fn handshaking(config: Config) -> Raw {
+        let now = Instant::from_millis(10);
+        let mut s = Session::client(config, 1, now).unwrap();
+        assert!(s.poll_connect(now));
+        let conn = ConnId(1);
+        s.handle_connected(now, conn);
+        let mut raw = Raw { s, now, conn };
+        let out = raw.drain();
+        assert!(matches!(out.first(), Some(Frame::Hello(_))));
+        raw
+    }
+
+    /// A client whose handshake was answered with a Welcome advertising `window` messages.
+    pub fn new(config: Config, window: u64) -> Raw {
+        let mut raw = Raw::handshaking(config);
+        raw.feed(&[welcome(Positions {
+            received: 0,
+            acked: 0,
+            max_seq: window,
+            max_bytes: 1 << 30,
+        })]);
+        assert_eq!(raw.s.poll_event(), Some(Event::Connected));
+        raw
+    }
+
+    pub fn feed(&mut self, frames: &[Frame]) {
+        let mut b = BytesMut::new();
+        for f in frames {
+            f.encode(&mut b);
+        }
+        self.s.handle_input(self.now, self.conn, b.freeze());
+    }
+
+    /// Every frame the client writes now; a `Close` transmit is recorded as `None`.
+    pub fn drain_all(&mut self) -> Vec<Option<Frame>> {
+        let mut out = Vec::new();
+        let mut buf = BytesMut::new();
+        while let Some(t) = self.s.poll_transmit(self.now, &mut buf) {
+            let mut d = Decoder::new(1 << 20);
+            d.push(buf.split().freeze());
+            while let Some(f) = d.next_frame().unwrap() {
+                out.push(Some(f));
+            }
+            if matches!(t, Transmit::Close(_)) {
+                out.push(None);
+            }
+        }
+        out
+    }
+
+    pub fn drain(&mut self) -> Vec<Frame> {
+        self.drain_all().into_iter().flatten().collect()
+    }
+
+    pub fn conn_closed_with(&mut self) -> Option<Reason> {
+        let out = self.drain_all();
+        assert_eq!(out.last(), Some(&None), "connection should be closed: {out:?}");
+        out.iter().flatten().find_map(|f| match f {
+            Frame::ConnClose { reason } => Some(*reason),
+            _ => None,
+        })
+    }
+}
+
+/// A new-session `Welcome` from the hand-played server with the given positions.
+pub fn welcome(positions: Positions) -> Frame {
+    Frame::Welcome(Welcome {
+        version: tether_core::wire::PROTOCOL_VERSION,
+        resumed: false,
+        session_id: 7,
+        secret: [3; 16],
+        positions,
+        max_message_size: 1 << 20,
+    })
+}

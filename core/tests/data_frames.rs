@@ -1,0 +1,244 @@
+//! Protocol version 2's data frame: a run of consecutive messages under one header and one CRC.
+//! How a sender packs runs (window, batch, the peer's frame limit, replay after a resume) and how a
+//! receiver checks every message of a run (duplicates, gaps, window, size, close).
+
+mod common;
+
+use bytes::Bytes;
+use common::raw::{welcome, Raw};
+use common::*;
+use tether_core::wire::{
+    Frame, Positions, Welcome, DATA_FRAME_LEN, DATA_OVERHEAD, PACKED_RUN_MAX, PROTOCOL_VERSION,
+};
+use tether_core::{Config, ConnId, Duration, Event, Reason};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn open_window() -> Positions {
+    Positions { received: 0, acked: 0, max_seq: 1 << 20, max_bytes: 1 << 40 }
+}
+
+fn msg(i: usize, len: usize) -> Bytes {
+    (0..len).map(|k| (i * 7 + k) as u8).collect()
+}
+
+/// The data frames in `frames`: `(first seq, payloads)`.
+fn data_frames(frames: &[Frame]) -> Vec<(u64, Vec<Bytes>)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Data { seq, messages, .. } => Some((*seq, messages.iter().collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sequence numbers written, in order, across all frames.
+fn seqs(frames: &[(u64, Vec<Bytes>)]) -> Vec<u64> {
+    frames.iter().flat_map(|(s, m)| *s..*s + m.len() as u64).collect()
+}
+
+#[test]
+fn small_messages_share_frames_and_cost_at_most_4_bytes_each() {
+    let mut raw = Raw::new(test_config(), 1 << 20);
+    let sent: Vec<Bytes> = (0..2000).map(|i| msg(i, 64)).collect();
+    for m in &sent {
+        raw.s.send(raw.now, m.clone()).unwrap();
+    }
+    let frames = raw.drain();
+    let data = data_frames(&frames);
+    assert_eq!(seqs(&data), (0..2000).collect::<Vec<_>>());
+    assert_eq!(data.iter().flat_map(|(_, m)| m.clone()).collect::<Vec<_>>(), sent);
+    // A full frame: as many 65-byte (prefix + payload) messages as PACKED_RUN_MAX holds.
+    let full = PACKED_RUN_MAX / 65;
+    assert_eq!(data[0].1.len(), full, "the first frame is full");
+    let wire: usize = data.iter().map(|(_, m)| DATA_OVERHEAD + m.len() * 65).sum();
+    let overhead = (wire - 2000 * 64) as f64 / 2000.0;
+    assert!(overhead <= 4.0, "{overhead} bytes of overhead per 64 B message");
+    let full_frame = (DATA_OVERHEAD + full * 65 - full * 64) as f64 / full as f64;
+    assert!(full_frame < 1.2, "{full_frame} bytes per message in a full frame");
+}
+
+#[test]
+fn a_run_stops_at_the_peers_window_and_goes_on_when_it_opens() {
+    let mut raw = Raw::new(test_config(), 10);
+    for i in 0..25 {
+        raw.s.send(raw.now, msg(i, 8)).unwrap();
+    }
+    let data = data_frames(&raw.drain());
+    assert_eq!(data.len(), 1, "one frame for what the window allows");
+    assert_eq!(seqs(&data), (0..10).collect::<Vec<_>>());
+    raw.feed(&[Frame::Ack(Positions { received: 10, acked: 10, max_seq: 22, max_bytes: 1 << 30 })]);
+    let data = data_frames(&raw.drain());
+    assert_eq!(seqs(&data), (10..22).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_run_stops_at_the_peers_byte_window() {
+    let mut raw = Raw::handshaking(test_config());
+    raw.feed(&[welcome(Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 35 })]);
+    for i in 0..10 {
+        raw.s.send(raw.now, msg(i, 10)).unwrap();
+    }
+    assert_eq!(seqs(&data_frames(&raw.drain())), [0, 1, 2], "30 of 35 bytes; a 4th would pass");
+}
+
+/// A peer with a small `max_message_size` has a small `max_frame_size` too: runs stay within its
+/// `max_message_size` plus one prefix, and a largest message goes alone.
+#[test]
+fn runs_fit_the_frame_limit_of_a_peer_with_small_messages() {
+    let mut raw = Raw::handshaking(test_config());
+    raw.feed(&[Frame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        resumed: false,
+        session_id: 7,
+        secret: [3; 16],
+        positions: open_window(),
+        max_message_size: 100,
+    })]);
+    assert_eq!(raw.s.poll_event(), Some(Event::Connected));
+    for i in 0..40 {
+        raw.s.send(raw.now, msg(i, if i == 20 { 100 } else { 30 })).unwrap();
+    }
+    let data = data_frames(&raw.drain());
+    assert_eq!(seqs(&data), (0..40).collect::<Vec<_>>());
+    for (seq, m) in &data {
+        let run: usize = m.iter().map(|p| 1 + p.len()).sum();
+        assert!(run <= 100 + 5, "frame at {seq}: run of {run} bytes");
+        let len = DATA_FRAME_LEN as usize - 5 + run;
+        assert!(len <= 100 + DATA_FRAME_LEN as usize);
+    }
+    assert!(data.iter().any(|(s, m)| *s == 20 && m.len() == 1), "the 100 B message goes alone");
+    assert!(data.iter().any(|(_, m)| m.len() == 3), "30 B messages go three to a frame");
+}
+
+#[test]
+fn a_resume_replays_from_the_peers_position_in_runs_of_its_own() {
+    let mut raw = Raw::new(test_config(), 1 << 20);
+    for i in 0..10 {
+        raw.s.send(raw.now, msg(i, 16)).unwrap();
+    }
+    assert_eq!(data_frames(&raw.drain()).len(), 1, "all ten in one frame");
+    // The connection dies; the peer had received four of them.
+    raw.s.handle_disconnected(raw.now, raw.conn);
+    while !raw.s.poll_connect(raw.now) {
+        raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
+        raw.s.handle_timeout(raw.now);
+    }
+    raw.conn = ConnId(2);
+    raw.s.handle_connected(raw.now, raw.conn);
+    assert!(matches!(raw.drain().first(), Some(Frame::Hello(_))));
+    raw.feed(&[Frame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        resumed: true,
+        session_id: 7,
+        secret: [3; 16],
+        positions: Positions { received: 4, acked: 4, max_seq: 1 << 20, max_bytes: 1 << 40 },
+        max_message_size: 1 << 20,
+    })]);
+    let data = data_frames(&raw.drain());
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].0, 4);
+    assert_eq!(data[0].1, (4..10).map(|i| msg(i, 16)).collect::<Vec<_>>());
+    assert_eq!(raw.s.stats().replayed_messages, 6);
+}
+
+/// Messages delivered by the session under test, in order.
+fn delivered(raw: &mut Raw) -> Vec<(u64, Bytes)> {
+    let mut out = Vec::new();
+    while let Some(e) = raw.s.poll_event() {
+        if let Event::Message { seq, payload } = e {
+            out.push((seq, payload));
+        }
+    }
+    out
+}
+
+fn run(seq: u64, from: usize, to: usize) -> Frame {
+    let payloads: Vec<Bytes> = (from..to).map(|i| msg(i, 5)).collect();
+    Frame::data(seq, 0, &payloads)
+}
+
+#[test]
+fn a_run_overlapping_what_arrived_delivers_only_the_new_messages() {
+    let mut raw = Raw::new(test_config(), 100);
+    raw.feed(&[run(0, 0, 3), run(1, 1, 5), run(2, 2, 4)]);
+    let got = delivered(&mut raw);
+    assert_eq!(got, (0..5).map(|i| (i as u64, msg(i, 5))).collect::<Vec<_>>());
+    assert!(raw.drain().iter().all(|f| !matches!(f, Frame::ConnClose { .. })));
+}
+
+#[test]
+fn a_run_past_a_gap_ends_the_connection() {
+    let mut raw = Raw::new(test_config(), 100);
+    raw.feed(&[run(0, 0, 2), run(3, 3, 5)]);
+    assert_eq!(delivered(&mut raw).len(), 2);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidSequence));
+}
+
+/// Messages of a run are checked one by one: those inside the window are kept, the first past
+/// it ends the connection, and a resume goes on from there.
+#[test]
+fn a_run_past_the_receive_window_ends_the_connection_after_what_fits() {
+    let config = Config { receive_window_messages: 4, ..test_config() };
+    let mut raw = Raw::new(config, 100);
+    // Nothing is taken by the application (no poll_event) so the window stays at 4.
+    raw.feed(&[run(0, 0, 6)]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
+    assert_eq!(delivered(&mut raw).iter().map(|m| m.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+}
+
+#[test]
+fn an_oversized_message_inside_a_run_ends_the_connection() {
+    let config = Config { max_message_size: 8, max_frame_size: 200, ..test_config() };
+    let mut raw = Raw::new(config, 100);
+    let payloads = [msg(0, 8), msg(1, 9)];
+    raw.feed(&[Frame::data(0, 0, &payloads)]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::MessageTooLarge));
+}
+
+#[test]
+fn a_run_reaching_past_the_peers_final_sequence_ends_the_connection() {
+    let mut raw = Raw::new(test_config(), 100);
+    raw.feed(&[run(0, 0, 2), Frame::Close { final_seq: 3 }, run(2, 2, 4)]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidSequence));
+    assert_eq!(delivered(&mut raw).len(), 3, "seq 2 was below final_seq");
+}
+
+#[test]
+fn a_run_is_handed_to_the_application_as_zero_copy_slices() {
+    let mut raw = Raw::new(test_config(), 100);
+    let mut bytes = bytes::BytesMut::new();
+    run(0, 0, 3).encode(&mut bytes);
+    let bytes = bytes.freeze();
+    let range = bytes.as_ptr_range();
+    raw.s.handle_input(raw.now, raw.conn, bytes);
+    let got = delivered(&mut raw);
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|(_, p)| range.contains(&p.as_ptr())), "payloads point into the read");
+}
+
+/// Both directions pack runs and survive losing an unknown suffix of them: exactly once, in
+/// order, nothing lost, over many seeds.
+#[test]
+fn packed_runs_survive_resets_in_both_directions() {
+    let mut replayed = 0;
+    for seed in 0..30 {
+        let mut net = Net::new(test_config(), 1, seed);
+        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        net.client_sends(0, 3000, 48);
+        net.server_sends(0, 3000, 48);
+        for _ in 0..3 {
+            let pause = Duration::from_micros(300 + net.rand() % 2000);
+            net.run_for(pause);
+            net.lose_suffix_then_reset(0);
+        }
+        assert!(net.run_until(LIMIT, |n| {
+            n.clients[0].app.delivered.len() == 3000
+                && n.server_app(0).is_some_and(|a| a.delivered.len() == 3000)
+        }));
+        check_contract(&net);
+        replayed += net.clients[0].session.stats().replayed_messages;
+    }
+    assert!(replayed > 0, "the resets cost frames in flight");
+}
