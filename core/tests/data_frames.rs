@@ -242,3 +242,20 @@ fn packed_runs_survive_resets_in_both_directions() {
     }
     assert!(replayed > 0, "the resets cost frames in flight");
 }
+
+/// A run that lies about its lengths never reaches the session: the connection ends with
+/// `MalformedFrame` and nothing of the frame is delivered.
+#[test]
+fn a_lying_run_ends_the_connection_as_malformed() {
+    let lies: [&[u8]; 4] = [&[3, 1, 2], &[1, 9, 0x80], &[0x80, 0x00], &[]];
+    for run in lies {
+        let mut raw = Raw::new(test_config(), 100);
+        let mut body = vec![0u8; 16];
+        body.extend_from_slice(run);
+        let mut bytes = bytes::BytesMut::new();
+        tether_core::wire::tests_support::raw_frame(&mut bytes, 0x04, &body);
+        raw.s.handle_input(raw.now, raw.conn, bytes.freeze());
+        assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedFrame), "run {run:?}");
+        assert!(delivered(&mut raw).is_empty(), "run {run:?}");
+    }
+}

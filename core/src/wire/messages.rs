@@ -164,6 +164,9 @@ pub(crate) fn put_length(out: &mut BytesMut, mut len: u32) {
 /// prefix that is cut off, longer than needed, or above `u32::MAX`.
 #[inline]
 fn get_length(b: &[u8]) -> Result<(u32, usize), RunError> {
+    if let Some(&byte) = b.first().filter(|&&byte| byte < 0x80) {
+        return Ok((u32::from(byte), 1)); // the common case: a message under 128 bytes
+    }
     let mut value: u32 = 0;
     for (i, &byte) in b.iter().take(MAX_LENGTH_PREFIX).enumerate() {
         let group = u32::from(byte & 0x7F);
