@@ -541,15 +541,16 @@ impl Inner {
                     slot.end_wakers.take_into(wake);
                 }
             }
-            Event::Message { seq, payload } => match self.slots.get_mut(&id) {
+            Event::Messages(delivery) => match self.slots.get_mut(&id) {
                 Some(slot) => {
-                    slot.inbox.push_back((seq, payload));
+                    slot.inbox.extend(delivery);
                     slot.recv_wakers.take_into(wake);
                 }
                 None => {
                     // Its handles are gone (the session is being aborted): consume it.
+                    let last = delivery.next_seq() + delivery.len() as u64 - 1;
                     if let Some(s) = self.core.session_mut(id) {
-                        let _ = s.ack(seq);
+                        let _ = s.ack(last);
                         return true;
                     }
                 }

@@ -373,12 +373,14 @@ impl World {
 
 fn on_event(app: &mut AppIn, ev: Event, side: &str) {
     match ev {
-        Event::Message { seq, payload } => {
-            assert_eq!(seq, app.next_seq, "{side}: out of order");
-            app.next_seq += 1;
-            app.bytes += payload.len() as u64;
-            // Touch the payload (its last byte) like the framing baseline does, then drop it.
-            black_box(payload.last());
+        Event::Messages(delivery) => {
+            for (seq, payload) in delivery {
+                assert_eq!(seq, app.next_seq, "{side}: out of order");
+                app.next_seq += 1;
+                app.bytes += payload.len() as u64;
+                // Touch the payload (its last byte) like the framing baseline does, then drop it.
+                black_box(payload.last());
+            }
         }
         Event::Confirmed { up_to } => app.confirmed = up_to + 1,
         Event::Connected => {}

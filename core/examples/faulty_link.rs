@@ -174,7 +174,7 @@ fn main() {
         }
         while let Some(e) = client.poll_event() {
             match e {
-                Event::Message { seq, payload } => down.on_message(seq, &payload),
+                Event::Messages(d) => d.for_each(|(seq, payload)| down.on_message(seq, &payload)),
                 Event::Confirmed { up_to } => up.confirmed = up_to + 1,
                 Event::Closed | Event::Lost { .. } => client_end = Some(e),
                 _ => {}
@@ -183,7 +183,7 @@ fn main() {
         while let Some((id, e)) = server.poll_event() {
             match e {
                 Event::Connected => server_session = Some(id),
-                Event::Message { seq, payload } => up.on_message(seq, &payload),
+                Event::Messages(d) => d.for_each(|(seq, payload)| up.on_message(seq, &payload)),
                 Event::Confirmed { up_to } => down.confirmed = up_to + 1,
                 Event::Closed | Event::Lost { .. } => server_end = Some(e),
                 _ => {}

@@ -11,13 +11,10 @@ use crate::time::Duration;
 pub enum Event {
     /// The session is established for the first time (server side: a new session was accepted).
     Connected,
-    /// The next message from the peer. Sequence numbers start at 0 and have no gaps.
-    Message {
-        /// The message's sequence number in the peer's sending direction.
-        seq: u64,
-        /// The message, as the peer sent it (a zero-copy slice of received bytes).
-        payload: Bytes,
-    },
+    /// The next messages from the peer, in order: iterate the [`Delivery`] for each one's
+    /// sequence number and payload. Sequence numbers start at 0 and have no gaps, across
+    /// deliveries too.
+    Messages(Delivery),
     /// The peer acknowledged every message with a sequence number at or below `up_to`.
     Confirmed {
         /// Highest confirmed sequence number (inclusive).
@@ -42,6 +39,62 @@ pub enum Event {
         unconfirmed: Vec<UnconfirmedMessage>,
     },
 }
+
+/// Consecutive messages delivered together (those of one data frame that arrived): an iterator of
+/// `(seq, payload)`, each payload a zero-copy slice of the received bytes, cut off only as it is
+/// taken. Whoever iterates does the cutting, so an adapter can hand a whole delivery to the
+/// application's thread and keep per-message work (and reference counting) there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    next_seq: u64,
+    /// The messages not yet taken, as on the wire (length prefix, payload, ...).
+    run: Bytes,
+    left: u32,
+}
+
+impl Delivery {
+    pub(crate) fn new(first_seq: u64, run: Bytes, count: u32) -> Delivery {
+        Delivery { next_seq: first_seq, run, left: count }
+    }
+
+    /// Sequence number of the next message the iterator yields.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Messages not yet taken.
+    pub fn len(&self) -> usize {
+        self.left as usize
+    }
+
+    /// True once every message was taken.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+impl Iterator for Delivery {
+    type Item = (u64, Bytes);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u64, Bytes)> {
+        if self.left == 0 {
+            return None;
+        }
+        // The run was checked by the decoder: it holds `left` well-formed messages.
+        let payload = crate::wire::take_first(&mut self.run).unwrap_or_default();
+        self.left -= 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Some((seq, payload))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
+    }
+}
+
+impl ExactSizeIterator for Delivery {}
 
 /// A message handed back by [`Event::Lost`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub mod wire;
 pub use config::{AckMode, Config, ConfigError, MAX_WINDOW_BYTES};
 pub use endpoint::{Endpoint, Handoff};
 pub use error::{AckError, CloseError, SendError};
-pub use event::{Event, Stats, UnconfirmedMessage};
+pub use event::{Delivery, Event, Stats, UnconfirmedMessage};
 pub use reason::Reason;
 pub use session::{ConnId, Role, Session, SessionId, SessionState, Transmit};
 pub use shard::Shard;

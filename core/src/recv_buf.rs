@@ -17,6 +17,7 @@ use alloc::collections::VecDeque;
 use bytes::Bytes;
 
 use crate::config::{AckMode, Config};
+use crate::event::Delivery;
 use crate::wire::{self, Messages, Positions};
 
 /// Why an incoming message was refused.
@@ -40,11 +41,13 @@ pub(crate) struct Accepted {
     pub(crate) bytes: u64,
 }
 
-/// The undelivered messages of one data frame: the rest of its run.
+/// The new messages of one data frame, waiting for the application: their run as on the wire,
+/// how many, and their payload bytes.
 #[derive(Debug)]
 struct Run {
     bytes: Bytes,
     count: u32,
+    payload_bytes: u64,
 }
 
 /// Received, undelivered messages plus the three positions.
@@ -123,7 +126,8 @@ impl ReceiveBuffer {
         if let Some(from) = from {
             // A run is shorter than a frame, so its count fits a u32.
             let count = taken.messages as u32;
-            self.queue.push_back(Run { bytes: run.as_wire().slice(from..to), count });
+            let (bytes, payload_bytes) = (run.as_wire().slice(from..to), taken.bytes);
+            self.queue.push_back(Run { bytes, count, payload_bytes });
         }
         (taken, result)
     }
@@ -151,31 +155,27 @@ impl ReceiveBuffer {
         Ok(())
     }
 
-    /// Hands the next waiting message to the application: `(seq, payload)`.
-    pub(crate) fn deliver(&mut self, mode: AckMode) -> Option<(u64, Bytes)> {
-        let run = self.queue.front_mut()?;
-        let payload = wire::take_first(&mut run.bytes).unwrap_or_default();
-        run.count -= 1;
-        if run.count == 0 {
-            self.queue.pop_front();
-        }
-        let len = payload.len() as u64;
-        self.queued -= 1;
-        self.queued_bytes -= len;
-        let seq = self.delivered;
-        self.delivered += 1;
+    /// Hands the next waiting run of messages to the application.
+    pub(crate) fn deliver(&mut self, mode: AckMode) -> Option<Delivery> {
+        let run = self.queue.pop_front()?;
+        let count = u64::from(run.count);
+        self.queued -= count;
+        self.queued_bytes -= run.payload_bytes;
+        let first = self.delivered;
+        self.delivered += count;
         match mode {
             AckMode::OnDelivery => {
                 self.acked = self.delivered;
-                self.acked_bytes += len;
+                self.acked_bytes += run.payload_bytes;
             }
             AckMode::Manual => {
-                // At most max_message_size (a u32) by `accept`.
-                self.unacked.push_back(len as u32);
-                self.unacked_bytes += len;
+                // Each message's length, for the byte window as `ack` moves through them (at
+                // most max_message_size, a u32, by `accept`).
+                self.unacked.extend(wire::payload_lengths(&run.bytes).map(|len| len as u32));
+                self.unacked_bytes += run.payload_bytes;
             }
         }
-        Some((seq, payload))
+        Some(Delivery::new(first, run.bytes, run.count))
     }
 
     /// Frees the queue's capacity if nothing waits.
@@ -226,7 +226,8 @@ mod tests {
         assert_eq!(r.accept(&config, 1, &one(&p), end), (new, Ok(())));
         assert_eq!(r.accept(&config, 2, &one(&p), end), (none, Err(Refusal::Window)));
         assert_eq!(r.positions(&config).max_seq, 2);
-        assert_eq!(r.deliver(AckMode::Manual), Some((0, p.clone())));
+        let mut d = r.deliver(AckMode::Manual).unwrap();
+        assert_eq!((d.next(), d.next()), (Some((0, p.clone())), None));
         assert_eq!((r.received(), r.delivered(), r.acked()), (2, 1, 0));
         // Delivered but not acked still counts against the window (manual mode).
         assert_eq!(r.positions(&config).max_seq, 2);
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!(got, (taken(2, 5), Err(Refusal::Window)));
         assert_eq!(r.queued(), (4, 6));
         let got: alloc::vec::Vec<_> =
-            core::iter::from_fn(|| r.deliver(AckMode::OnDelivery)).collect();
+            core::iter::from_fn(|| r.deliver(AckMode::OnDelivery)).flatten().collect();
         assert_eq!(got, (0..4).map(|i| (i as u64, p[i].clone())).collect::<alloc::vec::Vec<_>>());
         assert_eq!(r.queued(), (0, 0));
         let got = r.accept(&config, 4, &run(4, 6), 5);

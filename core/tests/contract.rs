@@ -53,7 +53,7 @@ fn exchange_with_fault(seed: u64, fault: impl Fn(&mut Net)) -> Net {
             .app
             .events
             .iter()
-            .filter(|e| !matches!(e, Event::Message { .. }))
+            .filter(|e| !matches!(e, Event::Messages(_)))
             .collect::<Vec<_>>()
     );
     let ended = format!("{:?}", net.clients[0].app.lost().map(|l| *l.0));

@@ -147,8 +147,8 @@ fn a_resume_replays_from_the_peers_position_in_runs_of_its_own() {
 fn delivered(raw: &mut Raw) -> Vec<(u64, Bytes)> {
     let mut out = Vec::new();
     while let Some(e) = raw.s.poll_event() {
-        if let Event::Message { seq, payload } = e {
-            out.push((seq, payload));
+        if let Event::Messages(d) = e {
+            out.extend(d);
         }
     }
     out

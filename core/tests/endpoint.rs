@@ -372,15 +372,20 @@ fn poll_event_is_round_robin_across_sessions() {
     let mut net = Net::new(test_config(), 3, 12);
     assert!(net.run_until(LIMIT, |n| (0..3).all(|i| n.server_app(i).is_some())));
     net.server_stalled = true;
-    for i in 0..3 {
-        net.client_sends(i, 20, 10);
+    // Two frames per session, so each has two deliveries waiting.
+    for _ in 0..2 {
+        for i in 0..3 {
+            net.client_sends(i, 10, 10);
+        }
+        net.run_for(Duration::from_millis(50));
     }
-    net.run_for(Duration::from_millis(100));
     let mut firsts = std::collections::BTreeMap::new();
     for k in 0..6 {
         let (id, e) = net.server.poll_event().expect("events are waiting");
-        assert!(matches!(e, Event::Message { .. }));
+        assert!(matches!(e, Event::Messages(_)));
         firsts.entry(id).or_insert(k);
     }
-    assert_eq!(firsts.len(), 3, "six reads reached all three sessions: {firsts:?}");
+    assert!(net.server.poll_event().is_none());
+    assert_eq!(firsts.len(), 3, "reads reached all three sessions: {firsts:?}");
+    assert!(firsts.values().all(|k| *k < 3), "the first three reads: {firsts:?}");
 }

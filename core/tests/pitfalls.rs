@@ -26,20 +26,22 @@ fn pitfall_delivered_is_not_acknowledged() {
     let mut net = Net::new(config, 1, 11);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
     net.server_stalled = true; // the server app delivers nothing and acks nothing yet
-    net.client_sends(0, 20, 10);
-    net.run_for(Duration::from_millis(50));
-    // Deliver 10 to the server app by hand and ack only 5 of them.
+                               // Two frames of ten messages each: the core delivers a frame's messages together.
+    for _ in 0..2 {
+        net.client_sends(0, 10, 10);
+        net.run_for(Duration::from_millis(50));
+    }
+    // Deliver the first ten to the server app by hand and ack only 5 of them.
     let id = net.clients[0].session.id().unwrap();
     let s = net.server.session_mut(id).unwrap();
-    let mut delivered = 0;
-    while delivered < 10 {
-        if let Some(Event::Message { seq, .. }) = s.poll_event() {
-            delivered += 1;
-            if seq == 4 {
-                s.ack(4).unwrap();
-            }
-        }
-    }
+    let delivery = std::iter::from_fn(|| s.poll_event())
+        .find_map(|e| match e {
+            Event::Messages(d) => Some(d),
+            _ => None,
+        })
+        .expect("a delivery");
+    assert_eq!(delivery.map(|m| m.0).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    s.ack(4).unwrap();
     assert!(s.ack(15).is_err(), "cannot ack what was not delivered");
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.clients[0].app.confirmed, Some(4), "only acked messages are confirmed");
@@ -49,7 +51,7 @@ fn pitfall_delivered_is_not_acknowledged() {
     // Nothing is redelivered: the next message the server app sees is 10.
     let s = net.server.session_mut(id).unwrap();
     let next = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
-        Event::Message { seq, .. } => Some(seq),
+        Event::Messages(d) => Some(d.next_seq()),
         _ => None,
     });
     assert_eq!(next, Some(10));

@@ -144,8 +144,8 @@ fn manual_ack_confirms_only_acked_messages() {
     let s = &mut net.clients[0].session;
     let mut delivered = Vec::new();
     while let Some(e) = s.poll_event() {
-        if let tether_core::Event::Message { seq, .. } = e {
-            delivered.push(seq);
+        if let tether_core::Event::Messages(d) = e {
+            delivered.extend(d.map(|m| m.0));
         }
     }
     assert_eq!(delivered.len(), 10);
@@ -225,9 +225,9 @@ fn manual_ack_window_counts_taken_but_unacked_messages() {
     net.server_sends(0, 100, 10);
     net.run_for(Duration::from_millis(200));
     let s = &mut net.clients[0].session;
-    let taken = std::iter::from_fn(|| s.poll_event())
-        .filter(|e| matches!(e, tether_core::Event::Message { .. }))
-        .count();
+    let taken: usize = std::iter::from_fn(|| s.poll_event())
+        .map(|e| if let tether_core::Event::Messages(d) = e { d.len() } else { 0 })
+        .sum();
     assert_eq!(taken, 8, "the window bounds messages taken but not acked");
     net.run_for(Duration::from_millis(200));
     let s = &mut net.clients[0].session;
@@ -235,8 +235,8 @@ fn manual_ack_window_counts_taken_but_unacked_messages() {
     s.ack(7).unwrap();
     net.run_for(Duration::from_millis(200));
     let s = &mut net.clients[0].session;
-    let more = std::iter::from_fn(|| s.poll_event())
-        .filter(|e| matches!(e, tether_core::Event::Message { .. }))
-        .count();
+    let more: usize = std::iter::from_fn(|| s.poll_event())
+        .map(|e| if let tether_core::Event::Messages(d) = e { d.len() } else { 0 })
+        .sum();
     assert_eq!(more, 8);
 }

@@ -106,9 +106,9 @@ impl Link {
 fn messages(events: &[(usize, Event)]) -> Vec<Bytes> {
     events
         .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Message { payload, .. } => Some(payload.clone()),
-            _ => None,
+        .flat_map(|(_, e)| match e {
+            Event::Messages(d) => d.clone().map(|m| m.1).collect(),
+            _ => Vec::new(),
         })
         .collect()
 }

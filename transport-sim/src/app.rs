@@ -135,10 +135,9 @@ impl App {
             return;
         }
         match e {
-            Event::Message { seq, payload } => {
-                if plant != AppPlant::SkipDelivery(seq) {
-                    self.delivered.push((seq, payload));
-                }
+            Event::Messages(d) => {
+                let skip = |m: &(u64, bytes::Bytes)| plant == AppPlant::SkipDelivery(m.0);
+                self.delivered.extend(d.filter(|m| !skip(m)));
             }
             Event::Confirmed { up_to } => {
                 if self.confirmed.is_some_and(|c| c >= up_to) {
@@ -285,7 +284,7 @@ impl App {
 /// A short name of an event for messages.
 pub fn event_name(e: &Event) -> String {
     match e {
-        Event::Message { seq, .. } => format!("Message({seq})"),
+        Event::Messages(d) => format!("Messages({}..+{})", d.next_seq(), d.len()),
         Event::Lost { reason, .. } => format!("Lost({reason:?})"),
         other => format!("{other:?}"),
     }

@@ -265,18 +265,19 @@ impl ClientNode for TetherClient {
                 let Some(e) = self.session.poll_event() else {
                     break;
                 };
-                read += 1;
+                read = read.saturating_add(reads(&e));
                 moved = true;
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                    self.app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
+                if let (true, Event::Messages(d)) = (manual, &e) {
+                    let last = d.next_seq() + d.len() as u64 - 1;
+                    self.app.pending_acks.push_back((now + self.behaviour.ack_lag, last));
                 }
-                if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
+                if !matches!(e, Event::Messages(_) | Event::Confirmed { .. }) {
                     trace.line(now, || format!("c{} event {}", self.index, event_name(&e)));
                 }
                 self.app.record(e, self.behaviour.plant);
             }
             if let ReadPolicy::Slow { .. } = self.behaviour.read {
-                allowance -= read;
+                allowance = allowance.saturating_sub(read);
                 self.app.read_budget.0 = allowance;
             }
             // A pass where nothing moved left the session as the previous pass saw it.
@@ -449,21 +450,22 @@ impl TetherServer {
             let Some((id, e)) = self.endpoint.poll_event() else {
                 break;
             };
-            read += 1;
+            read = read.saturating_add(reads(&e));
             changed.push(id);
             let app = self.apps.entry(id).or_insert_with(|| {
                 new_server_app(g, id, self.send_plan, self.expect, &self.behaviour, now)
             });
-            if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                app.pending_acks.push_back((now + self.behaviour.ack_lag, *seq));
+            if let (true, Event::Messages(d)) = (manual, &e) {
+                let last = d.next_seq() + d.len() as u64 - 1;
+                app.pending_acks.push_back((now + self.behaviour.ack_lag, last));
             }
-            if !matches!(e, Event::Message { .. } | Event::Confirmed { .. }) {
+            if !matches!(e, Event::Messages(_) | Event::Confirmed { .. }) {
                 trace.line(now, || format!("s{g} session {:x} event {}", id.0, event_name(&e)));
             }
             app.record(e, self.behaviour.plant);
         }
         if let ReadPolicy::Slow { .. } = self.behaviour.read {
-            self.read_budget.0 = allowance - read;
+            self.read_budget.0 = allowance.saturating_sub(read);
         }
         read > 0
     }
@@ -571,6 +573,15 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+/// What an event costs a slow reader's allowance: one per message of a delivery (a read takes a
+/// whole delivery, so it may overdraw the tick), one per other event.
+fn reads(e: &Event) -> u32 {
+    match e {
+        Event::Messages(d) => u32::try_from(d.len()).unwrap_or(u32::MAX),
+        _ => 1,
     }
 }
 

@@ -64,7 +64,7 @@ fn fixture_with_limit(limit: u32) -> (Arc<Shared>, Bytes) {
     while client.poll_event().is_some() {}
     // The server application takes message 0; its delayed ack goes out.
     while let Some((_, e)) = server.poll_event() {
-        assert!(matches!(e, Event::Connected | Event::Message { .. }));
+        assert!(matches!(e, Event::Connected | Event::Messages(_)));
     }
     let later = Instant::from_nanos(t0.as_nanos() + config.ack_delay.as_nanos() as u64 + 1);
     server.handle_timeout(later);

@@ -385,16 +385,17 @@ impl Session {
         Ok(())
     }
 
-    /// The next event, if any. Messages come in sequence order; `Closed`/`Lost` comes last, after
-    /// every received message. In [`AckMode::OnDelivery`], returning a message acknowledges it.
+    /// The next event, if any. Messages come in sequence order, a data frame's new messages in one
+    /// [`Event::Messages`]; `Closed`/`Lost` comes last, after every received message. In
+    /// [`AckMode::OnDelivery`], returning a delivery acknowledges its messages.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(e) = self.events.pop_front() {
             return Some(e);
         }
-        if let Some((seq, payload)) = self.recv.deliver(self.config.ack_mode) {
+        if let Some(delivery) = self.recv.deliver(self.config.ack_mode) {
             self.note_positions_changed();
-            return Some(Event::Message { seq, payload });
+            return Some(Event::Messages(delivery));
         }
         self.terminal.take()
     }

@@ -104,6 +104,16 @@ pub(crate) struct Span {
     pub(crate) end: usize,
 }
 
+/// The payload length of each message of a checked run, in order.
+pub(crate) fn payload_lengths(run: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        let (len, prefix) = get_length(run.get(at..)?).ok()?;
+        at += prefix + len as usize;
+        Some(len as usize)
+    })
+}
+
 /// Splits the first message off `run` (the rest of a checked run) and returns its payload, a
 /// zero-copy slice; `None` if `run` is empty.
 #[inline]

@@ -535,9 +535,8 @@ impl Net {
         if !c.app.stalled {
             while let Some(e) = c.session.poll_event() {
                 moved = true;
-                record(&mut c.app, &e);
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                    c.session.ack(*seq).unwrap();
+                if let (true, Some(last)) = (manual, record(&mut c.app, e)) {
+                    c.session.ack(last).unwrap();
                 }
             }
         }
@@ -572,9 +571,8 @@ impl Net {
             while let Some((id, e)) = self.server.poll_event() {
                 moved = true;
                 let app = self.server_apps.entry((self.generation, id)).or_default();
-                record(app, &e);
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                    self.server.session_mut(id).unwrap().ack(*seq).unwrap();
+                if let (true, Some(last)) = (manual, record(app, e)) {
+                    self.server.session_mut(id).unwrap().ack(last).unwrap();
                 }
             }
         } else {
@@ -679,17 +677,22 @@ fn feed(session: &mut Session, app: &mut App, now: Instant) -> bool {
     moved
 }
 
-fn record(app: &mut App, e: &Event) {
+/// Records an event; for delivered messages returns the last one's sequence number.
+fn record(app: &mut App, e: Event) -> Option<u64> {
+    assert!(!app.ended(), "event {e:?} after the session ended");
+    app.events.push(e.clone());
     match e {
-        Event::Message { seq, payload } => app.delivered.push((*seq, payload.clone())),
+        Event::Messages(d) => {
+            app.delivered.extend(d);
+            return app.delivered.last().map(|m| m.0);
+        }
         Event::Confirmed { up_to } => {
-            assert!(app.confirmed.is_none_or(|c| c < *up_to), "Confirmed went backwards");
-            app.confirmed = Some(*up_to);
+            assert!(app.confirmed.is_none_or(|c| c < up_to), "Confirmed went backwards");
+            app.confirmed = Some(up_to);
         }
         _ => {}
     }
-    assert!(!app.ended(), "event {e:?} after the session ended");
-    app.events.push(e.clone());
+    None
 }
 
 pub fn payload(tag: &str, size: usize) -> Bytes {

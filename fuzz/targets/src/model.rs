@@ -60,10 +60,13 @@ impl App {
     pub fn record(&mut self, label: &str, event: &Event) {
         assert!(self.terminal.is_none(), "{label}: {event:?} after the terminal event");
         match event {
-            Event::Message { seq, payload } => {
-                let next = self.delivered.len() as u64;
-                assert_eq!(*seq, next, "{label}: message {seq} delivered, expected {next}");
-                self.delivered.push((*seq, payload.clone()));
+            Event::Messages(d) => {
+                assert!(!d.is_empty(), "{label}: an empty delivery");
+                for (seq, payload) in d.clone() {
+                    let next = self.delivered.len() as u64;
+                    assert_eq!(seq, next, "{label}: message {seq} delivered, expected {next}");
+                    self.delivered.push((seq, payload));
+                }
             }
             Event::Confirmed { up_to } => {
                 assert!(

@@ -508,8 +508,9 @@ impl Net {
             while let Some(e) = c.session.poll_event() {
                 moved = true;
                 c.app.record(&format!("client {i}"), &e);
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
-                    c.session.ack(*seq).expect("ack of a delivered message");
+                if let (true, Event::Messages(_)) = (manual, &e) {
+                    let last = c.app.delivered.last().expect("a delivery is not empty").0;
+                    c.session.ack(last).expect("ack of a delivered message");
                 }
             }
         }
@@ -552,9 +553,10 @@ impl Net {
                 moved = true;
                 let app = self.server_apps.entry((self.generation, id)).or_default();
                 app.record(&format!("server session {id:?}"), &e);
-                if let (true, Event::Message { seq, .. }) = (manual, &e) {
+                if let (true, Event::Messages(_)) = (manual, &e) {
+                    let last = app.delivered.last().expect("a delivery is not empty").0;
                     let s = self.server.session_mut(id).expect("session with an event exists");
-                    s.ack(*seq).expect("ack of a delivered message");
+                    s.ack(last).expect("ack of a delivered message");
                 }
             }
         }
