@@ -1,0 +1,52 @@
+//! Executions per second of a target's body over its checked-in corpus, without libFuzzer's
+//! instrumentation: the figure to profile and to compare before and after a change to a target
+//! (libFuzzer's own rate is lower by its coverage instrumentation and mutation work).
+//!
+//! `cargo run --release -p tether-fuzz-targets --example exec_rate -- <target> [seconds]`
+
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (target, secs) = match &args[..] {
+        [_, t] => (t.clone(), 5.0),
+        [_, t, s] => (t.clone(), s.parse().expect("seconds")),
+        _ => {
+            eprintln!("usage: exec_rate <frame_decode|session|endpoint|pair> [seconds]");
+            std::process::exit(2);
+        }
+    };
+    let (_, run) = tether_fuzz_targets::TARGETS
+        .iter()
+        .find(|(n, _)| *n == target)
+        .unwrap_or_else(|| panic!("unknown target {target}"));
+    let dir = format!("{}/../corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+    let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("the corpus directory")
+        .map(|e| e.expect("an entry").path())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).expect("a readable input")))
+        .collect();
+    inputs.sort();
+    let start = Instant::now();
+    let mut execs = 0u64;
+    let mut slowest = (Duration::ZERO, String::new());
+    while start.elapsed().as_secs_f64() < secs {
+        for (name, data) in &inputs {
+            let t = Instant::now();
+            run(data);
+            let took = t.elapsed();
+            if took > slowest.0 {
+                slowest = (took, name.clone());
+            }
+            execs += 1;
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!(
+        "{target}: {execs} executions of {} corpus inputs in {el:.1} s: {:.0} exec/s; slowest {:?} ({})",
+        inputs.len(),
+        execs as f64 / el,
+        slowest.0,
+        slowest.1
+    );
+}
