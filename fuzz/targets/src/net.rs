@@ -444,10 +444,18 @@ impl Net {
         panic!("outputs never settle: livelock between the sessions and the harness");
     }
 
+    /// Leaves room in the transmit buffer for a whole batch: each transmit is split off a shared
+    /// region allocated now and then, instead of a fresh buffer grown by reallocation each time.
+    fn make_room(&mut self) {
+        let need = self.config.transmit_batch_bytes as usize + self.config.max_frame_size as usize;
+        if self.buf.capacity() < need {
+            self.buf = BytesMut::with_capacity(4 * need);
+        }
+    }
+
     fn check_limits(&self) {
         let c = &self.config;
-        let ids: Vec<SessionId> = self.server.session_ids().collect();
-        let server = ids.iter().filter_map(|id| self.server.session(*id));
+        let server = self.server.session_ids().filter_map(|id| self.server.session(id));
         for s in self.clients.iter().map(|c| &c.session).chain(server) {
             let st = s.stats();
             assert!(st.buffered_receive_bytes <= c.receive_window_bytes, "receive window bytes");
@@ -487,7 +495,7 @@ impl Net {
         let c = &mut self.clients[i];
         moved |= c.app.feed(&mut c.session, now);
         loop {
-            self.buf.clear();
+            self.make_room();
             let Some(t) = self.clients[i].session.poll_transmit(now, &mut self.buf) else {
                 break;
             };
@@ -533,7 +541,7 @@ impl Net {
             }
         }
         loop {
-            self.buf.clear();
+            self.make_room();
             let Some(t) = self.server.poll_transmit(now, &mut self.buf) else { break };
             moved = true;
             let bytes = self.buf.split().freeze();
