@@ -23,6 +23,7 @@ mod acceptor;
 pub mod client;
 mod driver;
 mod handle;
+mod inbox;
 mod read_buf;
 mod runtime;
 mod server;

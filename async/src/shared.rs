@@ -21,6 +21,7 @@ use tether_core::{
     Stats, Transmit, UnconfirmedMessage,
 };
 
+use crate::inbox::Inbox;
 use crate::runtime::{ByteStream, Runtime};
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
 
@@ -234,7 +235,7 @@ pub(crate) type Slots = HashMap<SessionId, Slot, BuildHasherDefault<IdHasher>>;
 /// What the handles of one session share with the driver.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    inbox: VecDeque<(u64, Bytes)>,
+    inbox: Inbox,
     links: VecDeque<LinkEvent>,
     end: Option<End>,
     final_stats: Option<Stats>,
@@ -255,7 +256,7 @@ pub(crate) struct Slot {
 impl Slot {
     pub(crate) fn new(handles: usize, span: tracing::Span) -> Slot {
         Slot {
-            inbox: VecDeque::new(),
+            inbox: Inbox::default(),
             links: VecDeque::new(),
             end: None,
             final_stats: None,
@@ -543,7 +544,7 @@ impl Inner {
             }
             Event::Messages(delivery) => match self.slots.get_mut(&id) {
                 Some(slot) => {
-                    slot.inbox.extend(delivery);
+                    slot.inbox.push(delivery);
                     slot.recv_wakers.take_into(wake);
                 }
                 None => {
@@ -806,7 +807,7 @@ impl Shared {
         let Some(slot) = inner.slots.get_mut(&key) else {
             return Poll::Ready(None);
         };
-        if let Some((seq, payload)) = slot.inbox.pop_front() {
+        if let Some((seq, payload)) = slot.inbox.pop() {
             inner.taken += 1;
             let kick = inner.ack_taken(key, seq);
             drop(inner);
@@ -845,7 +846,7 @@ impl Shared {
             slot.recv_wakers.register(who, cx.waker());
             return Poll::Pending;
         }
-        out.extend(slot.inbox.drain(..n).map(|(seq, payload)| Message { seq, payload }));
+        slot.inbox.take(n, out, |(seq, payload)| Message { seq, payload });
         inner.taken += n as u64;
         let last = out.last().map_or(0, |m| m.seq);
         let kick = inner.ack_taken(key, last);

@@ -40,8 +40,8 @@ pub enum Event {
     },
 }
 
-/// Consecutive messages delivered together (those of one data frame that arrived): an iterator of
-/// `(seq, payload)`, each payload a zero-copy slice of the received bytes, cut off only as it is
+/// Consecutive messages delivered together (those of one data frame that arrived): an exact-size
+/// iterator (`len()` says how many are left) of `(seq, payload)`, each payload a zero-copy slice of the received bytes, cut off only as it is
 /// taken. Whoever iterates does the cutting, so an adapter can hand a whole delivery to the
 /// application's thread and keep per-message work (and reference counting) there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,16 +60,6 @@ impl Delivery {
     /// Sequence number of the next message the iterator yields.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
-    }
-
-    /// Messages not yet taken.
-    pub fn len(&self) -> usize {
-        self.left as usize
-    }
-
-    /// True once every message was taken.
-    pub fn is_empty(&self) -> bool {
-        self.left == 0
     }
 }
 
@@ -90,7 +80,7 @@ impl Iterator for Delivery {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len(), Some(self.len()))
+        (self.left as usize, Some(self.left as usize))
     }
 }
 

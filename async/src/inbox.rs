@@ -1,0 +1,56 @@
+//! A session's received messages waiting for the application, as the core delivered them.
+//!
+//! The core hands over the new messages of each data frame together (a [`Delivery`]); the inbox
+//! keeps them so and cuts a payload off only when a handle takes it. That cutting (a reference
+//! count taken on the read buffer) and the payload's later drop then happen on the application's
+//! thread, not one on the driver's and one on the application's per message.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tether_core::Delivery;
+
+/// Deliveries in order, and how many messages they still hold.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    deliveries: VecDeque<Delivery>,
+    len: usize,
+}
+
+impl Inbox {
+    /// Appends a delivery (its messages follow every message already held).
+    pub(crate) fn push(&mut self, delivery: Delivery) {
+        if delivery.len() > 0 {
+            self.len += delivery.len();
+            self.deliveries.push_back(delivery);
+        }
+    }
+
+    /// Messages held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The oldest message: `(seq, payload)`.
+    pub(crate) fn pop(&mut self) -> Option<(u64, Bytes)> {
+        let front = self.deliveries.front_mut()?;
+        let message = front.next();
+        if front.len() == 0 {
+            self.deliveries.pop_front();
+        }
+        self.len -= usize::from(message.is_some());
+        message
+    }
+
+    /// Moves up to `limit` of the oldest messages into `out` through `f`; returns how many.
+    pub(crate) fn take<T>(
+        &mut self,
+        limit: usize,
+        out: &mut Vec<T>,
+        f: impl Fn((u64, Bytes)) -> T,
+    ) -> usize {
+        let n = limit.min(self.len);
+        out.extend((0..n).map_while(|_| self.pop()).map(f));
+        n
+    }
+}
