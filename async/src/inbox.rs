@@ -54,3 +54,31 @@ impl Inbox {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(first: u64, n: u64) -> Delivery {
+        let payloads: Vec<Bytes> =
+            (first..first + n).map(|i| Bytes::from(vec![i as u8; 3])).collect();
+        Delivery::from_payloads(first, &payloads)
+    }
+
+    #[test]
+    fn messages_come_out_in_order_across_deliveries_and_counts_stay_exact() {
+        let mut inbox = Inbox::default();
+        inbox.push(delivery(0, 3));
+        inbox.push(delivery(3, 1));
+        inbox.push(delivery(4, 4));
+        assert_eq!(inbox.len(), 8);
+        assert_eq!(inbox.pop(), Some((0, Bytes::from(vec![0; 3]))));
+        let mut out = Vec::new();
+        assert_eq!(inbox.take(4, &mut out, |m| m.0), 4);
+        assert_eq!(out, [1, 2, 3, 4]);
+        assert_eq!(inbox.len(), 3);
+        assert_eq!(inbox.take(10, &mut out, |m| m.0), 3);
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!((inbox.len(), inbox.pop()), (0, None));
+    }
+}

@@ -57,6 +57,18 @@ impl Delivery {
         Delivery { next_seq: first_seq, run, left: count }
     }
 
+    /// A delivery of `payloads` numbered from `first_seq`, as the core would build it from a data
+    /// frame: for adapters' and tools' tests.
+    pub fn from_payloads<'a>(
+        first_seq: u64,
+        payloads: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Delivery {
+        let messages = crate::wire::Messages::from_payloads(payloads);
+        // A test's handful of payloads.
+        let count = messages.len() as u32;
+        Delivery::new(first_seq, messages.as_wire().clone(), count)
+    }
+
     /// Sequence number of the next message the iterator yields.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
