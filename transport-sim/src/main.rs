@@ -1,12 +1,14 @@
 //! `tether-sim` command line: `sweep`, `replay`, `bench`, `list`.
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::ops::Range;
 use std::process::ExitCode;
-use std::time::Instant as WallClock;
+use std::time::{Duration, Instant as WallClock};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tether_sim::scenario::{is_incident, plan, run_naive, run_tether, Scale, SCENARIOS};
 use tether_sim::sweep::{run_one, Summary};
 
@@ -173,30 +175,20 @@ fn sweep(a: &SweepArgs) -> ExitCode {
     let total = (seeds.end - seeds.start) * scen.len() as u64;
     let mut summary = Summary::default();
     let start = WallClock::now();
-    let mut done = 0u64;
+    let mut progress = Progress::new(total);
     for seed in seeds.clone() {
         for s in &scen {
             run_one(&mut summary, s, seed, a.scale.into(), !a.no_baseline);
-            done += 1;
-        }
-        if seed % 16 == 0 || seed + 1 == seeds.end {
-            let el = start.elapsed().as_secs_f64();
-            eprint!(
-                "\r{done}/{total} runs, {} failing, {:.0} runs/s, {:.0}s elapsed   ",
-                summary.failures.len(),
-                done as f64 / el.max(1e-9),
-                el
-            );
-            let _ = std::io::stderr().flush();
+            progress.update(summary.failures.len());
         }
     }
-    eprintln!();
+    progress.finish(summary.failures.len());
     println!("{}", summary.table());
     println!(
         "seeds {}..{}, {} runs in {:.1}s",
         seeds.start,
         seeds.end,
-        done,
+        total,
         start.elapsed().as_secs_f64()
     );
     if summary.failures.is_empty() {
@@ -204,6 +196,82 @@ fn sweep(a: &SweepArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// How often the plain (non-terminal) progress prints a line.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// A sweep's progress on stderr: an indicatif bar (runs, failing, rate, ETA) on a terminal; a
+/// plain line every [`PLAIN_EVERY`] and one at the end otherwise (CI logs get no escape codes).
+struct Progress {
+    /// Counts runs and estimates rate and ETA; hidden when stderr is not a terminal.
+    bar: ProgressBar,
+    /// When the last plain line was printed (`None` on a terminal: the bar draws itself).
+    plain: Option<WallClock>,
+}
+
+impl Progress {
+    /// A progress display for `total` runs.
+    fn new(total: u64) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(bar_style());
+            bar.set_message("0 failing");
+            Progress { bar, plain: None }
+        } else {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+            Progress { bar, plain: Some(WallClock::now()) }
+        }
+    }
+
+    /// One more run done; `failing` runs have failed so far.
+    fn update(&mut self, failing: usize) {
+        self.bar.inc(1);
+        match &mut self.plain {
+            None => self.bar.set_message(format!("{failing} failing")),
+            Some(last) if last.elapsed() >= PLAIN_EVERY => {
+                *last = WallClock::now();
+                eprintln!("{}", self.line(failing));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The sweep is over: leave the bar's last state on screen, or print a last plain line.
+    fn finish(&self, failing: usize) {
+        if self.plain.is_some() {
+            eprintln!("{}", self.line(failing));
+        } else {
+            self.bar.finish_with_message(format!("{failing} failing"));
+        }
+    }
+
+    /// A plain progress line.
+    fn line(&self, failing: usize) -> String {
+        let (done, total) = (self.bar.position(), self.bar.length().unwrap_or(0));
+        let el = self.bar.elapsed().as_secs_f64();
+        let mut l = format!(
+            "{done}/{total} runs, {failing} failing, {:.0} runs/s, {el:.1}s elapsed",
+            done as f64 / el.max(1e-9)
+        );
+        if done < total {
+            let _ = write!(l, ", ETA {}s", self.bar.eta().as_secs());
+        }
+        l
+    }
+}
+
+/// The terminal bar: `[00:00:12] [#####-----] 450/900 runs  37 runs/s  ETA 12s  0 failing`.
+fn bar_style() -> ProgressStyle {
+    let rate = |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0} runs/s", s.per_sec());
+    };
+    ProgressStyle::with_template(
+        "[{elapsed_precise}] [{bar:30}] {pos}/{len} runs  {rate}  ETA {eta}  {msg}",
+    )
+    .expect("valid template")
+    .with_key("rate", rate)
+    .progress_chars("#>-")
 }
 
 /// `replay`: one seed of one scenario, its plan, outcome and (with `--trace`) every event.
