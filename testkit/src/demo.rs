@@ -13,7 +13,7 @@
 //! std::process::exit(if ok { 0 } else { 1 });
 //! ```
 
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, IsTerminal as _, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tether_async::{Config, End, Session};
 
 use crate::proxy::{Proxy, ProxyStats};
@@ -223,20 +224,77 @@ impl Tally {
     }
 }
 
-/// Redraws the progress line (both directions' delivered counts).
-fn progress(label: &str, up: &Tally, down: &Tally, start: Instant) {
-    let bar = |t: &Tally| {
-        let d = t.delivered.load(Relaxed);
-        let filled = (d * 20 / MESSAGES) as usize;
-        format!("[{}{}] {:>7}", "#".repeat(filled), " ".repeat(20 - filled), d)
-    };
-    print!(
-        "\r{label:<8} client→server {}   server→client {}   {:>5.1} s ",
-        bar(up),
-        bar(down),
-        start.elapsed().as_secs_f64()
-    );
-    let _ = std::io::stdout().flush();
+/// How often the plain (non-terminal) progress prints a line.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+
+/// One half's progress on stdout: on a terminal an indicatif bar of all messages delivered, with
+/// each direction's count as its message; otherwise a plain line every [`PLAIN_EVERY`] and one
+/// at the end (no escape codes in a log).
+struct Progress {
+    /// The bar (hidden when stdout is not a terminal); also the elapsed-time clock.
+    bar: ProgressBar,
+    /// Shown before the counts: `tether` or `naive`.
+    label: &'static str,
+    /// When the last plain line was printed (`None` on a terminal: the bar draws itself).
+    plain: Option<Instant>,
+}
+
+impl Progress {
+    /// A progress display for the half named `label`, started now.
+    fn new(label: &'static str) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(2 * MESSAGES), ProgressDrawTarget::hidden());
+        let style = ProgressStyle::with_template("{prefix:<8}[{bar:16}] {msg}  {elapsed}")
+            .expect("valid template")
+            .progress_chars("#>-");
+        bar.set_style(style);
+        bar.set_prefix(label);
+        bar.set_message(counts(0, 0));
+        let on_terminal = std::io::stdout().is_terminal();
+        if on_terminal {
+            // Only now, so that the first frame drawn is complete.
+            bar.set_draw_target(ProgressDrawTarget::stdout());
+        }
+        Progress { bar, label, plain: (!on_terminal).then(Instant::now) }
+    }
+
+    /// Shows the delivered counts of `up` (client to server) and `down`.
+    fn update(&mut self, up: &Tally, down: &Tally) {
+        let (u, d) = (up.get(|t| &t.delivered), down.get(|t| &t.delivered));
+        self.bar.set_position(u + d);
+        match &mut self.plain {
+            None => self.bar.set_message(counts(u, d)),
+            Some(last) if last.elapsed() >= PLAIN_EVERY => {
+                *last = Instant::now();
+                self.line(u, d);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The half is over: leaves the bar where it stopped (not full if messages were lost), or
+    /// prints a last plain line.
+    fn finish(self, up: &Tally, down: &Tally) {
+        let (u, d) = (up.get(|t| &t.delivered), down.get(|t| &t.delivered));
+        self.bar.set_position(u + d);
+        if self.plain.is_some() {
+            self.line(u, d);
+        } else {
+            self.bar.abandon_with_message(counts(u, d));
+            // The bar's line is padded to the terminal's width: this ends it.
+            println!();
+        }
+    }
+
+    /// A plain progress line.
+    fn line(&self, up: u64, down: u64) {
+        let secs = self.bar.elapsed().as_secs_f64();
+        println!("{:<8} {}  {secs:.1} s", self.label, counts(up, down));
+    }
+}
+
+/// Each direction's delivered count, for the progress display.
+fn counts(up: u64, down: u64) -> String {
+    format!("client→server {up:>6}   server→client {down:>6}")
 }
 
 // ----- tether, on the binding's runtime -----
@@ -311,21 +369,20 @@ async fn tether_side<H: Harness>(
     join(tether_send(h, s.clone(), out, rx, close), tether_recv(s, inn, tx)).await.0
 }
 
-/// Redraws the progress line every 100 ms until `done`, then ends it.
+/// Shows the progress every 100 ms until `done`, then ends it.
 async fn watch<H: Harness>(
     h: &H,
-    label: &str,
+    label: &'static str,
     up: &Tally,
     down: &Tally,
-    start: Instant,
     done: &AtomicBool,
 ) {
+    let mut progress = Progress::new(label);
     while !done.load(Relaxed) {
-        progress(label, up, down, start);
+        progress.update(up, down);
         h.sleep(Duration::from_millis(100)).await;
     }
-    progress(label, up, down, start);
-    println!();
+    progress.finish(up, down);
 }
 
 /// How a session ended, for the report.
@@ -360,7 +417,7 @@ async fn run_tether<H: Harness>(h: H, schedule: Vec<(Duration, Fault)>) -> Run {
         dn.store(true, Relaxed);
         end
     });
-    watch(&h, "tether", &up, &down, start, &done).await;
+    watch(&h, "tether", &up, &down, &done).await;
     stop.store(true, Relaxed);
     let (client_end, server_end) = (cli.await, srv.await);
     let _ = injector.join();
@@ -537,12 +594,12 @@ fn run_naive(schedule: Vec<(Duration, Fault)>) -> Run {
     let server = n.server(listener);
     let (nc, addr) = (n.clone(), proxy.addr());
     let client = thread::spawn(move || nc.client(addr, start));
+    let mut progress = Progress::new("naive");
     while !client.is_finished() {
-        progress("naive", &n.up, &n.down, start);
+        progress.update(&n.up, &n.down);
         thread::sleep(Duration::from_millis(100));
     }
-    progress("naive", &n.up, &n.down, start);
-    println!();
+    progress.finish(&n.up, &n.down);
     let reconnects = client.join().expect("naive client");
     n.stop.store(true, Relaxed);
     let _ = (injector.join(), server.join());

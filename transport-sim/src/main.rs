@@ -1,136 +1,194 @@
-//! `tether-sim` command line: `sweep`, `replay`, `bench`.
+//! `tether-sim` command line: `sweep`, `replay`, `bench`, `list`.
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::ops::Range;
 use std::process::ExitCode;
-use std::time::Instant as WallClock;
+use std::time::{Duration, Instant as WallClock};
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tether_sim::scenario::{is_incident, plan, run_naive, run_tether, Scale, SCENARIOS};
 use tether_sim::sweep::{run_one, Summary};
 
-const USAGE: &str = "usage:
-  tether-sim sweep  --seeds A..B [--scenario NAME] [--scale ci|full] [--no-baseline]
-  tether-sim replay --seed N --scenario NAME [--trace] [--scale ci|full]
-  tether-sim bench  [--seeds A..B] [--scenario NAME] [--scale ci|full]
-  tether-sim list
-scenarios: ";
+/// Deterministic simulated network for tether: fault injection, invariant checking, seed replay.
+#[derive(Debug, Parser)]
+#[command(name = "tether-sim", version, after_help = scenarios_help())]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-struct Args {
-    cmd: String,
-    seeds: (u64, u64),
-    scenario: Option<String>,
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run many seeds of every scenario (or one), check the contract, print the summary tables.
+    #[command(
+        after_help = "Exits 1 if any run violates the contract, with a replay command per failing run."
+    )]
+    Sweep(SweepArgs),
+    /// Run one seed of one scenario and print what happened, optionally with the full trace.
+    Replay(ReplayArgs),
+    /// Measure simulation speed (seeds/s, frames/s) per scenario.
+    Bench(BenchArgs),
+    /// List the scenarios (incidents are marked: they run with a naive baseline).
+    List,
+}
+
+/// The seeds to run: `--seeds A..B`, or `--seed N` for just one.
+#[derive(Debug, Args)]
+struct SeedRange {
+    /// Seeds to run, half-open: A..B runs A, A+1, ..., B-1.
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds, default_value = "0..100")]
+    seeds: Range<u64>,
+    /// Run the single seed N (same as --seeds N..N+1).
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    seed: Option<u64>,
+}
+
+impl SeedRange {
+    /// The range asked for.
+    fn range(&self) -> Range<u64> {
+        match self.seed {
+            Some(n) => n..n.saturating_add(1),
+            None => self.seeds.clone(),
+        }
+    }
+}
+
+/// `sweep`'s flags.
+#[derive(Debug, Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    seeds: SeedRange,
+    /// Run only this scenario (default: all; see `list`).
+    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
+    scenario: Option<&'static str>,
+    /// Message counts: ci (small, fast) or full.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Full)]
+    scale: ScaleArg,
+    /// Skip the naive write-and-forget baseline of the incident scenarios.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+/// `replay`'s flags.
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The seed to replay.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// The scenario to replay (see `list`).
+    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
+    scenario: &'static str,
+    /// Print the run's full event trace.
+    #[arg(long)]
     trace: bool,
-    scale: Scale,
-    baseline: bool,
+    /// Message counts: ci (small, fast) or full.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Full)]
+    scale: ScaleArg,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let cmd = it.next().ok_or("missing command")?;
-    let mut a = Args {
-        cmd,
-        seeds: (0, 100),
-        scenario: None,
-        trace: false,
-        scale: Scale::Full,
-        baseline: true,
-    };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--seeds" => {
-                let v = value()?;
-                let (lo, hi) = v.split_once("..").ok_or("--seeds takes A..B")?;
-                a.seeds = (
-                    lo.parse().map_err(|_| "bad seed range")?,
-                    hi.parse().map_err(|_| "bad seed range")?,
-                );
-            }
-            "--seed" => {
-                let n: u64 = value()?.parse().map_err(|_| "bad seed")?;
-                a.seeds = (n, n + 1);
-            }
-            "--scenario" => a.scenario = Some(value()?),
-            "--scale" => {
-                a.scale = match value()?.as_str() {
-                    "ci" => Scale::Ci,
-                    "full" => Scale::Full,
-                    _ => return Err("--scale is ci or full".into()),
-                }
-            }
-            "--trace" => a.trace = true,
-            "--no-baseline" => a.baseline = false,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if let Some(s) = &a.scenario {
-        if !SCENARIOS.contains(&s.as_str()) {
-            return Err(format!("unknown scenario {s}"));
-        }
-    }
-    Ok(a)
+/// `bench`'s flags.
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    seeds: SeedRange,
+    /// Measure only this scenario (default: all; see `list`).
+    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
+    scenario: Option<&'static str>,
+    /// Message counts: ci (small, fast) or full.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Full)]
+    scale: ScaleArg,
 }
 
-fn scenarios(a: &Args) -> Vec<&'static str> {
-    SCENARIOS.iter().copied().filter(|s| a.scenario.as_deref().is_none_or(|x| x == *s)).collect()
+/// `--scale`: the command-line face of [`Scale`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScaleArg {
+    // Small message counts: thousands of seeds in seconds.
+    Ci,
+    // Full message counts.
+    Full,
+}
+
+impl From<ScaleArg> for Scale {
+    fn from(s: ScaleArg) -> Scale {
+        match s {
+            ScaleArg::Ci => Scale::Ci,
+            ScaleArg::Full => Scale::Full,
+        }
+    }
+}
+
+/// Parses `A..B` (A <= B).
+fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
+    let (lo, hi) = s.split_once("..").ok_or("expected A..B, e.g. 0..100")?;
+    let lo: u64 = lo.parse().map_err(|e| format!("bad start {lo:?}: {e}"))?;
+    let hi: u64 = hi.parse().map_err(|e| format!("bad end {hi:?}: {e}"))?;
+    if lo > hi {
+        return Err(format!("start {lo} is after end {hi}"));
+    }
+    Ok(lo..hi)
+}
+
+/// Parses a scenario name, listing the valid ones if it is not one.
+fn parse_scenario(s: &str) -> Result<&'static str, String> {
+    SCENARIOS
+        .iter()
+        .copied()
+        .find(|x| *x == s)
+        .ok_or_else(|| format!("unknown scenario; valid: {}", SCENARIOS.join(", ")))
+}
+
+/// The scenario list shown at the end of `--help`.
+fn scenarios_help() -> String {
+    format!("Scenarios: {}", SCENARIOS.join(", "))
+}
+
+/// Every scenario, or just `only`.
+fn scenarios(only: Option<&str>) -> Vec<&'static str> {
+    SCENARIOS.iter().copied().filter(|s| only.is_none_or(|x| x == *s)).collect()
 }
 
 fn main() -> ExitCode {
-    let a = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}\n{USAGE}{}", SCENARIOS.join(", "));
-            return ExitCode::from(2);
-        }
-    };
-    match a.cmd.as_str() {
-        "sweep" => sweep(&a),
-        "replay" => replay(&a),
-        "bench" => bench(&a),
-        "list" => {
-            for s in SCENARIOS {
-                println!("{s}{}", if is_incident(s) { "  (incident, with baseline)" } else { "" });
-            }
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{USAGE}{}", SCENARIOS.join(", "));
-            ExitCode::from(2)
-        }
+    match Cli::parse().cmd {
+        Cmd::Sweep(a) => sweep(&a),
+        Cmd::Replay(a) => replay(&a),
+        Cmd::Bench(a) => bench(&a),
+        Cmd::List => list(),
     }
 }
 
-fn sweep(a: &Args) -> ExitCode {
+/// `list`: one scenario a line.
+fn list() -> ExitCode {
+    for s in SCENARIOS {
+        println!("{s}{}", if is_incident(s) { "  (incident, with baseline)" } else { "" });
+    }
+    ExitCode::SUCCESS
+}
+
+/// `sweep`: every seed of every chosen scenario; the tables on stdout, progress on stderr.
+fn sweep(a: &SweepArgs) -> ExitCode {
     // A failing run's panic is reported in the table; keep the default hook quiet.
     std::panic::set_hook(Box::new(|_| {}));
-    let scen = scenarios(a);
-    let total = (a.seeds.1 - a.seeds.0) * scen.len() as u64;
+    let (scen, seeds) = (scenarios(a.scenario), a.seeds.range());
+    let total = (seeds.end - seeds.start) * scen.len() as u64;
     let mut summary = Summary::default();
     let start = WallClock::now();
-    let mut done = 0u64;
-    for seed in a.seeds.0..a.seeds.1 {
+    let mut progress = Progress::new(total);
+    for seed in seeds.clone() {
         for s in &scen {
-            run_one(&mut summary, s, seed, a.scale, a.baseline);
-            done += 1;
-        }
-        if seed % 16 == 0 || seed + 1 == a.seeds.1 {
-            let el = start.elapsed().as_secs_f64();
-            eprint!(
-                "\r{done}/{total} runs, {} failing, {:.0} runs/s, {:.0}s elapsed   ",
-                summary.failures.len(),
-                done as f64 / el.max(1e-9),
-                el
-            );
-            let _ = std::io::stderr().flush();
+            run_one(&mut summary, s, seed, a.scale.into(), !a.no_baseline);
+            progress.update(summary.failures.len());
         }
     }
-    eprintln!();
+    progress.finish(summary.failures.len());
     println!("{}", summary.table());
     println!(
         "seeds {}..{}, {} runs in {:.1}s",
-        a.seeds.0,
-        a.seeds.1,
-        done,
+        seeds.start,
+        seeds.end,
+        total,
         start.elapsed().as_secs_f64()
     );
     if summary.failures.is_empty() {
@@ -140,13 +198,86 @@ fn sweep(a: &Args) -> ExitCode {
     }
 }
 
-fn replay(a: &Args) -> ExitCode {
-    let Some(name) = a.scenario.as_deref() else {
-        eprintln!("replay needs --scenario");
-        return ExitCode::from(2);
+/// How often the plain (non-terminal) progress prints a line.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// A sweep's progress on stderr: an indicatif bar (runs, failing, rate, ETA) on a terminal; a
+/// plain line every [`PLAIN_EVERY`] and one at the end otherwise (CI logs get no escape codes).
+struct Progress {
+    /// Counts runs and estimates rate and ETA; hidden when stderr is not a terminal.
+    bar: ProgressBar,
+    /// When the last plain line was printed (`None` on a terminal: the bar draws itself).
+    plain: Option<WallClock>,
+}
+
+impl Progress {
+    /// A progress display for `total` runs.
+    fn new(total: u64) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(bar_style());
+            bar.set_message("0 failing");
+            Progress { bar, plain: None }
+        } else {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+            Progress { bar, plain: Some(WallClock::now()) }
+        }
+    }
+
+    /// One more run done; `failing` runs have failed so far.
+    fn update(&mut self, failing: usize) {
+        self.bar.inc(1);
+        match &mut self.plain {
+            None => self.bar.set_message(format!("{failing} failing")),
+            Some(last) if last.elapsed() >= PLAIN_EVERY => {
+                *last = WallClock::now();
+                eprintln!("{}", self.line(failing));
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The sweep is over: leave the bar's last state on screen, or print a last plain line.
+    fn finish(&self, failing: usize) {
+        if self.plain.is_some() {
+            eprintln!("{}", self.line(failing));
+        } else {
+            self.bar.finish_with_message(format!("{failing} failing"));
+        }
+    }
+
+    /// A plain progress line.
+    fn line(&self, failing: usize) -> String {
+        let (done, total) = (self.bar.position(), self.bar.length().unwrap_or(0));
+        let el = self.bar.elapsed().as_secs_f64();
+        let mut l = format!(
+            "{done}/{total} runs, {failing} failing, {:.0} runs/s, {el:.1}s elapsed",
+            done as f64 / el.max(1e-9)
+        );
+        if done < total {
+            let _ = write!(l, ", ETA {}s", self.bar.eta().as_secs());
+        }
+        l
+    }
+}
+
+/// The terminal bar: `[00:00:12] [#####-----] 450/900 runs  37 runs/s  ETA 12s  0 failing`.
+fn bar_style() -> ProgressStyle {
+    let rate = |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0} runs/s", s.per_sec());
     };
-    let seed = a.seeds.0;
-    let p = plan(name, seed, a.scale).expect("checked");
+    ProgressStyle::with_template(
+        "[{elapsed_precise}] [{bar:30}] {pos}/{len} runs  {rate}  ETA {eta}  {msg}",
+    )
+    .expect("valid template")
+    .with_key("rate", rate)
+    .progress_chars("#>-")
+}
+
+/// `replay`: one seed of one scenario, its plan, outcome and (with `--trace`) every event.
+fn replay(a: &ReplayArgs) -> ExitCode {
+    let (name, seed) = (a.scenario, a.seed);
+    let p = plan(name, seed, a.scale.into()).expect("checked");
     println!(
         "scenario {name} seed {seed}: {} clients, traffic {:?}, close by {:?}, expect {:?}",
         p.clients.len(),
@@ -195,15 +326,15 @@ fn replay(a: &Args) -> ExitCode {
     }
 }
 
-fn bench(a: &Args) -> ExitCode {
-    let scen = scenarios(a);
-    for s in scen {
+/// `bench`: simulation speed per scenario.
+fn bench(a: &BenchArgs) -> ExitCode {
+    for s in scenarios(a.scenario) {
         let start = WallClock::now();
         let mut frames = 0u64;
         let mut runs = 0u64;
         let mut virt = 0f64;
-        for seed in a.seeds.0..a.seeds.1 {
-            let p = plan(s, seed, a.scale).expect("known");
+        for seed in a.seeds.range() {
+            let p = plan(s, seed, a.scale.into()).expect("known");
             let r = run_tether(&p, false);
             frames += r.outcome.stats.frames;
             virt += (r.outcome.end.as_nanos() as f64) / 1e9;
