@@ -282,9 +282,14 @@ fn dropping_the_proxy_stops_its_threads_and_closes_its_sockets() {
         let name = format!("proxy-{}", addr.port());
         // The acceptor, and two per connection.
         assert_eq!(threads_named(&name), 1 + 2 * conns.len());
-        let start = Instant::now();
-        drop(proxy);
-        assert!(start.elapsed() < Duration::from_millis(500), "drop took {:?}", start.elapsed());
+        // Dropping must not wait for the blocked writer: a drop that hangs fails here (the bound
+        // is a hang detector, far above what a loaded machine needs, not a timing target).
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(proxy);
+            let _ = done.send(());
+        });
+        dropped.recv_timeout(Duration::from_secs(30)).expect("dropping the proxy hangs");
         assert_eq!(threads_named(&name), 0, "threads still running");
     }
     #[cfg(not(target_os = "linux"))]
