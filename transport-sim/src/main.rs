@@ -56,17 +56,24 @@ impl SeedRange {
     }
 }
 
-/// `sweep`'s flags.
+/// The runs `sweep` and `bench` make: which seeds of which scenarios, at which scale.
 #[derive(Debug, Args)]
-struct SweepArgs {
+struct Runs {
     #[command(flatten)]
     seeds: SeedRange,
-    /// Run only this scenario (default: all; see `list`).
+    /// Only this scenario (default: all; see `list`).
     #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
     scenario: Option<&'static str>,
     /// Message counts: ci (small, fast) or full.
     #[arg(long, value_enum, default_value_t = ScaleArg::Full)]
     scale: ScaleArg,
+}
+
+/// `sweep`'s flags.
+#[derive(Debug, Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    runs: Runs,
     /// Skip the naive write-and-forget baseline of the incident scenarios.
     #[arg(long)]
     no_baseline: bool,
@@ -93,13 +100,7 @@ struct ReplayArgs {
 #[derive(Debug, Args)]
 struct BenchArgs {
     #[command(flatten)]
-    seeds: SeedRange,
-    /// Measure only this scenario (default: all; see `list`).
-    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
-    scenario: Option<&'static str>,
-    /// Message counts: ci (small, fast) or full.
-    #[arg(long, value_enum, default_value_t = ScaleArg::Full)]
-    scale: ScaleArg,
+    runs: Runs,
 }
 
 /// `--scale`: the command-line face of [`Scale`].
@@ -171,14 +172,14 @@ fn list() -> ExitCode {
 fn sweep(a: &SweepArgs) -> ExitCode {
     // A failing run's panic is reported in the table; keep the default hook quiet.
     std::panic::set_hook(Box::new(|_| {}));
-    let (scen, seeds) = (scenarios(a.scenario), a.seeds.range());
+    let (scen, seeds) = (scenarios(a.runs.scenario), a.runs.seeds.range());
     let total = (seeds.end - seeds.start) * scen.len() as u64;
     let mut summary = Summary::default();
     let start = WallClock::now();
     let mut progress = Progress::new(total);
     for seed in seeds.clone() {
         for s in &scen {
-            run_one(&mut summary, s, seed, a.scale.into(), !a.no_baseline);
+            run_one(&mut summary, s, seed, a.runs.scale.into(), !a.no_baseline);
             progress.update(summary.failures.len());
         }
     }
@@ -328,13 +329,13 @@ fn replay(a: &ReplayArgs) -> ExitCode {
 
 /// `bench`: simulation speed per scenario.
 fn bench(a: &BenchArgs) -> ExitCode {
-    for s in scenarios(a.scenario) {
+    for s in scenarios(a.runs.scenario) {
         let start = WallClock::now();
         let mut frames = 0u64;
         let mut runs = 0u64;
         let mut virt = 0f64;
-        for seed in a.seeds.range() {
-            let p = plan(s, seed, a.scale.into()).expect("known");
+        for seed in a.runs.seeds.range() {
+            let p = plan(s, seed, a.runs.scale.into()).expect("known");
             let r = run_tether(&p, false);
             frames += r.outcome.stats.frames;
             virt += (r.outcome.end.as_nanos() as f64) / 1e9;
