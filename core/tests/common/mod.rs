@@ -361,8 +361,12 @@ impl Net {
 
     /// Runs until `done` holds (checked between steps) or `limit` of virtual time passes.
     /// Returns whether `done` held.
+    ///
+    /// Fails (instead of spinning for ever) when virtual time stands still for a million steps:
+    /// a deadline that stays due after `handle_timeout`, i.e. a timer that is never acted on.
     pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> bool {
         let end = self.now + limit;
+        let mut still = (self.now, 0u32);
         loop {
             self.pump();
             if done(self) {
@@ -371,6 +375,12 @@ impl Net {
             if !self.advance(end) {
                 return done(self);
             }
+            still = if self.now == still.0 { (still.0, still.1 + 1) } else { (self.now, 0) };
+            assert!(
+                still.1 < 1_000_000,
+                "virtual time stands still at {:?}: a deadline stays due after handle_timeout",
+                self.now
+            );
         }
     }
 
