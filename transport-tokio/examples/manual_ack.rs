@@ -17,8 +17,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut log = Vec::new();
         while let Some(message) = session.recv().await {
             log.push(message.payload); // the processing the ack stands for
-            // Only now does the client learn the message is safe (cumulative: everything up to
-            // this sequence number).
+                                       // Only now does the client learn the message is safe (cumulative: everything up to
+                                       // this sequence number).
             session.ack(message.seq).expect("a delivered message in manual mode");
         }
         log.len()
