@@ -195,6 +195,37 @@ fn an_oversized_message_inside_a_run_ends_the_connection() {
     let payloads = [msg(0, 8), msg(1, 9)];
     raw.feed(&[Frame::data(0, 0, &payloads)]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::MessageTooLarge));
+    assert_eq!(delivered(&mut raw), [(0, msg(0, 8))], "a message of exactly the limit is taken");
+}
+
+/// The byte window counts every payload byte received and not acked, in the queue and (manual
+/// mode) taken by the application: a run is taken up to exactly `receive_window_bytes`.
+#[test]
+fn a_run_past_the_byte_window_ends_the_connection_after_what_fits() {
+    let sizes = |raw: &mut Raw, seq: u64, sizes: &[usize]| {
+        let payloads: Vec<Bytes> = sizes.iter().map(|&n| msg(n, n)).collect();
+        raw.feed(&[Frame::data(seq, 0, &payloads)]);
+    };
+    let config = Config {
+        max_message_size: 50,
+        max_frame_size: 200,
+        receive_window_bytes: 100,
+        ..test_config()
+    };
+    let mut raw = Raw::new(config.clone(), 100);
+    sizes(&mut raw, 0, &[40, 40, 20]);
+    assert!(raw.drain().iter().all(|f| !matches!(f, Frame::ConnClose { .. })), "100 of 100 fit");
+    sizes(&mut raw, 3, &[1]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
+    assert_eq!(delivered(&mut raw).len(), 3);
+
+    // Manual mode: taken but not acked still counts.
+    let mut raw = Raw::new(Config { ack_mode: tether_core::AckMode::Manual, ..config }, 100);
+    sizes(&mut raw, 0, &[40, 40]);
+    assert_eq!(delivered(&mut raw).len(), 2, "taken, not acked");
+    sizes(&mut raw, 2, &[20, 1]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
+    assert_eq!(delivered(&mut raw).len(), 1, "the 20 fit, the 1 did not");
 }
 
 #[test]
