@@ -65,7 +65,7 @@ impl Delivery {
     ) -> Delivery {
         let messages = crate::wire::Messages::from_payloads(payloads);
         // A test's handful of payloads.
-        let count = messages.len() as u32;
+        let count = messages.count() as u32;
         Delivery::new(first_seq, messages.as_wire().clone(), count)
     }
 

@@ -220,12 +220,23 @@ fn a_run_past_the_byte_window_ends_the_connection_after_what_fits() {
     assert_eq!(delivered(&mut raw).len(), 3);
 
     // Manual mode: taken but not acked still counts.
-    let mut raw = Raw::new(Config { ack_mode: tether_core::AckMode::Manual, ..config }, 100);
+    let manual = Config { ack_mode: tether_core::AckMode::Manual, ..config };
+    let mut raw = Raw::new(manual.clone(), 100);
     sizes(&mut raw, 0, &[40, 40]);
     assert_eq!(delivered(&mut raw).len(), 2, "taken, not acked");
     sizes(&mut raw, 2, &[20, 1]);
     assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
     assert_eq!(delivered(&mut raw).len(), 1, "the 20 fit, the 1 did not");
+
+    // Acking gives back exactly the acked messages' bytes.
+    let mut raw = Raw::new(manual, 100);
+    sizes(&mut raw, 0, &[40, 40]);
+    assert_eq!(delivered(&mut raw).len(), 2);
+    raw.s.ack(0).unwrap(); // 40 of the 80 bytes are acked: 60 fit now, 61 would not
+    sizes(&mut raw, 2, &[30, 30]);
+    assert!(raw.drain().iter().all(|f| !matches!(f, Frame::ConnClose { .. })), "100 of 100 fit");
+    sizes(&mut raw, 4, &[1]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::FlowControlViolation));
 }
 
 #[test]

@@ -85,9 +85,9 @@ pub fn describe_frame(f: &Frame) -> String {
         ),
         Frame::Reject { reason, .. } => format!("Reject {reason:?}"),
         Frame::Data { seq, ack, messages } => {
-            let last = seq + messages.len() as u64 - 1;
+            let last = seq + messages.count() as u64 - 1;
             let bytes: usize = messages.iter().map(|m| m.len()).sum();
-            format!("Data seq={seq}..={last} ack={ack} msgs={} bytes={bytes}", messages.len())
+            format!("Data seq={seq}..={last} ack={ack} msgs={} bytes={bytes}", messages.count())
         }
         Frame::Ack(p) => {
             format!("Ack recv={} acked={} win={}/{}", p.received, p.acked, p.max_seq, p.max_bytes)

@@ -429,7 +429,7 @@ impl Frame {
                 })?;
                 // Sequence numbers are u64 and never wrap: the position after the last message
                 // must exist.
-                if seq.checked_add(messages.len() as u64).is_none() {
+                if seq.checked_add(messages.count() as u64).is_none() {
                     return Err(DecodeError::BadField(ty));
                 }
                 Frame::Data { seq, ack, messages }

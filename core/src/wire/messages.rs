@@ -64,13 +64,8 @@ impl Messages {
     }
 
     /// Number of messages (at least one).
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.count
-    }
-
-    /// Always false: a data frame carries at least one message.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// The run's bytes as on the wire (prefixes and payloads).
@@ -228,7 +223,7 @@ mod tests {
         assert_eq!(m.as_wire().len(), 1 + (1 + 1) + (2 + 200));
         let parsed = Messages::parse(m.as_wire().clone()).unwrap();
         assert_eq!(parsed, m);
-        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed.count(), 3);
         assert_eq!(parsed.iter().collect::<Vec<_>>(), payloads);
     }
 

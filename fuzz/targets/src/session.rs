@@ -145,7 +145,7 @@ impl Oracle {
     fn saw_output(&mut self, f: &Frame) {
         match f {
             Frame::Data { seq, messages, .. } => {
-                self.wrote_high = self.wrote_high.max(seq + messages.len() as u64)
+                self.wrote_high = self.wrote_high.max(seq + messages.count() as u64)
             }
             Frame::CloseAck { .. } => self.wrote_close_ack = true,
             Frame::Hello(h) => self.client_received = h.positions.received,
