@@ -180,8 +180,10 @@ fn get_length(b: &[u8]) -> Result<(u32, usize), RunError> {
         }
         value |= group << (7 * i);
         if byte & 0x80 == 0 {
-            if byte == 0 && i > 0 {
-                return Err(RunError::BadPrefix); // a trailing zero group: not the shortest form
+            if byte == 0 {
+                // A trailing zero group: not the shortest form. (A first byte below 0x80 took the
+                // fast path above, so this is never the first byte.)
+                return Err(RunError::BadPrefix);
             }
             return Ok((value, i + 1));
         }
