@@ -54,16 +54,21 @@ pub struct Session {
 
 /// One wait of an async method: its own waiter token, withdrawn if the future is dropped while it
 /// waits (so a `recv` under a timeout leaves no waker behind).
+///
+/// The token is the wait's address at its first poll: a `Wait` lives in its async method's
+/// (pinned) future, so no two live waits share it, and [`new_waiter`]'s tokens have the top bit
+/// set, which no address has. (Taking a token from `new_waiter` for every `send` and `recv` was
+/// a visible share of a 64 B stream's profile.)
 pub(crate) struct Wait<'a> {
     shared: &'a Shared,
     key: Option<SessionId>,
-    who: Waiter,
+    who: Option<Waiter>,
     waiting: bool,
 }
 
 impl<'a> Wait<'a> {
     pub(crate) fn new(shared: &'a Shared, key: Option<SessionId>) -> Wait<'a> {
-        Wait { shared, key, who: new_waiter(), waiting: false }
+        Wait { shared, key, who: None, waiting: false }
     }
 
     /// Polls `f` with this wait's token, remembering whether it left a registration behind.
@@ -72,7 +77,9 @@ impl<'a> Wait<'a> {
         cx: &mut Context<'_>,
         f: impl FnOnce((&mut Context<'_>, Waiter)) -> Poll<T>,
     ) -> Poll<T> {
-        let poll = f((cx, self.who));
+        let address = std::ptr::from_ref(self) as usize as Waiter;
+        let who = *self.who.get_or_insert(address);
+        let poll = f((cx, who));
         self.waiting = poll.is_pending();
         poll
     }
@@ -80,8 +87,8 @@ impl<'a> Wait<'a> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if self.waiting {
-            self.shared.forget(self.key, self.who);
+        if let Some(who) = self.who.filter(|_| self.waiting) {
+            self.shared.forget(self.key, who);
         }
     }
 }

@@ -81,7 +81,8 @@ pub(crate) type Waiter = u64;
 
 /// A token no other waiter has. Threads take blocks of 2^16 from one 64-bit counter (which never
 /// wraps) and count within them: a shared counter per token was a cache line bouncing between the
-/// threads of every `send` and `recv`.
+/// threads of every `send` and `recv`. The top bit is set, so these tokens never equal an address
+/// (the tokens of `handle::Wait`).
 pub(crate) fn new_waiter() -> Waiter {
     const BLOCK: u64 = 1 << 16;
     static BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -96,7 +97,7 @@ pub(crate) fn new_waiter() -> Waiter {
             end = token + BLOCK;
         }
         next.set((token + 1, end));
-        token
+        token | 1 << 63
     })
 }
 
