@@ -96,6 +96,8 @@ pub(crate) struct Driver {
     scratch: WriteQueue,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
+    /// Sessions whose applications took messages to acknowledge (reused between passes).
+    posted: Vec<tether_core::SessionId>,
     /// Draining stopped because a write buffer was full.
     capped: bool,
     finished: bool,
@@ -116,6 +118,7 @@ impl Driver {
             scratch: WriteQueue::default(),
             io: Vec::new(),
             wake: Vec::new(),
+            posted: Vec::new(),
             capped: false,
             finished: false,
         }
@@ -261,6 +264,7 @@ impl Driver {
         let mut inner = self.shared.lock();
         let now = inner.advance(now);
         inner.begin_pass(cx.waker());
+        self.shared.apply_posted(&mut inner, cx.waker(), &mut self.posted);
         // Connections handed over by other shards: read from the next pass on.
         again |= !inner.incoming.is_empty();
         for Incoming { stream, bytes } in inner.incoming.drain(..) {

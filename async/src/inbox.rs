@@ -49,7 +49,7 @@ impl Inbox {
         out: &mut Vec<T>,
         f: impl Fn((u64, Bytes)) -> T,
     ) -> usize {
-        let n = limit.min(self.len);
+        let n = limit.min(self.len());
         out.extend((0..n).map_while(|_| self.pop()).map(f));
         n
     }

@@ -23,7 +23,8 @@ use tether_core::{
 
 use crate::inbox::Inbox;
 use crate::runtime::{ByteStream, Runtime};
-use crate::sync::{lock, Arc, Mutex, MutexGuard};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, MutexGuard};
+use std::sync::atomic::Ordering::SeqCst;
 
 /// The key of the client's only slot (a client session has no id until the server issues one).
 pub(crate) const CLIENT_KEY: SessionId = SessionId(0);
@@ -81,7 +82,8 @@ pub(crate) type Waiter = u64;
 
 /// A token no other waiter has. Threads take blocks of 2^16 from one 64-bit counter (which never
 /// wraps) and count within them: a shared counter per token was a cache line bouncing between the
-/// threads of every `send` and `recv`.
+/// threads of every `send` and `recv`. The top bit is set, so these tokens never equal an address
+/// (the tokens of `handle::Wait`).
 pub(crate) fn new_waiter() -> Waiter {
     const BLOCK: u64 = 1 << 16;
     static BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -96,7 +98,7 @@ pub(crate) fn new_waiter() -> Waiter {
             end = token + BLOCK;
         }
         next.set((token + 1, end));
-        token
+        token | 1 << 63
     })
 }
 
@@ -250,6 +252,8 @@ pub(crate) struct Slot {
     send_wakers: Wakers,
     end_wakers: Wakers,
     link_wakers: Wakers,
+    /// Takes from the handles' batch for the driver to acknowledge.
+    taken: Arc<Taken>,
     pub(crate) span: tracing::Span,
 }
 
@@ -268,8 +272,15 @@ impl Slot {
             send_wakers: Wakers::default(),
             end_wakers: Wakers::default(),
             link_wakers: Wakers::default(),
+            taken: Arc::new(Taken::new()),
             span,
         }
+    }
+
+    /// Messages waiting in the inbox (for tests).
+    #[cfg(all(test, not(tether_loom)))]
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.inbox.len()
     }
 
     fn wake_all(&mut self, out: &mut Vec<Waker>) {
@@ -285,6 +296,59 @@ impl Slot {
         self.end_wakers.forget(who);
         self.link_wakers.forget(who);
     }
+}
+
+/// Messages the handles of one session took from its inbox in one go, shared by every clone of
+/// the handle (so clones see one order). Only handles lock it, never the driver; a handle holding
+/// it may take the session's lock or the [`Posts`] lock (never the other way round).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    msgs: Inbox,
+    taken: Arc<Taken>,
+}
+
+impl Batch {
+    /// An empty batch whose takes are acknowledged through `taken` (the session slot's).
+    pub(crate) fn new(taken: Arc<Taken>) -> Batch {
+        Batch { msgs: Inbox::default(), taken }
+    }
+}
+
+/// The last message the application took from a [`Batch`] without the session's lock, for the
+/// driver to acknowledge: each take stores it, and the first take since the driver last looked
+/// also posts the session to the driver ([`Posts`]) and wakes it. So a stream of messages costs
+/// one atomic exchange per message and one acknowledgement and wake-up per driver pass, not a lock
+/// of the session per message; and every take is acknowledged by the driver's next pass without
+/// the application doing more.
+///
+/// One word, so that a take and the driver's look are each one atomic operation: one past the
+/// sequence number of the last message taken (0: none yet), shifted left by one, with the low bit
+/// set while the session is posted (the driver's next pass reads the word and clears the bit).
+#[derive(Debug)]
+pub(crate) struct Taken(AtomicU64);
+
+impl Taken {
+    fn new() -> Taken {
+        Taken(AtomicU64::new(0))
+    }
+
+    /// `seq` was taken; true if the session must be posted (it was not).
+    fn take(&self, seq: u64) -> bool {
+        self.0.swap(((seq + 1) << 1) | 1, SeqCst) & 1 == 0
+    }
+
+    /// Driver: unposts the session and returns the last message taken, if any.
+    fn look(&self) -> Option<u64> {
+        (self.0.fetch_and(!1, SeqCst) >> 1).checked_sub(1)
+    }
+}
+
+/// Sessions with takes to acknowledge (see [`Taken`]), and the driver's waker. A leaf lock: its
+/// holder takes no other.
+#[derive(Debug, Default)]
+struct Posts {
+    keys: Vec<SessionId>,
+    driver: Option<Waker>,
 }
 
 /// Everything behind the lock.
@@ -306,8 +370,8 @@ pub(crate) struct Inner {
     armed: Option<Instant>,
     /// The driver has stopped (finished, or its runtime dropped it).
     driver_done: bool,
-    /// Messages the application took from inboxes since the driver last looked (for tests).
-    pub(crate) taken: u64,
+    /// The last message acknowledged because the application took it (for tests).
+    pub(crate) taken_acked: Option<u64>,
     /// Connections handed to this shard by another (a server of several shards).
     pub(crate) incoming: Vec<Incoming>,
 }
@@ -335,6 +399,9 @@ impl std::fmt::Debug for Incoming {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub(crate) clock: Clock,
+    posts: Mutex<Posts>,
+    /// The application acks by hand (as `Inner::manual_ack`, readable without the lock).
+    manual_ack: bool,
 }
 
 /// Maps the runtime's clock onto the core's [`Instant`] (nanoseconds since the session or server
@@ -427,11 +494,30 @@ impl Inner {
         let Some(s) = self.core.session_mut(key) else { return Kick(None) };
         // Cannot fail: the messages were delivered by the core.
         let _ = s.ack(seq);
+        self.taken_acked = self.taken_acked.max(Some(seq));
         if s.poll_timeout().is_some_and(|t| self.armed.is_none_or(|armed| t < armed)) {
             self.kick()
         } else {
             Kick(None)
         }
+    }
+
+    /// Nothing to take: `None` once the session has ended (or the driver stopped), otherwise
+    /// `cx` (if any) is registered to be woken when a message arrives.
+    fn wait_to_recv(
+        &mut self,
+        key: SessionId,
+        cx: Option<(&mut Context<'_>, Waiter)>,
+    ) -> Poll<Option<Message>> {
+        let driver_done = self.driver_done;
+        let Some(slot) = self.slot(key) else { return Poll::Ready(None) };
+        if slot.end.is_some() || driver_done {
+            return Poll::Ready(None);
+        }
+        if let Some((cx, who)) = cx {
+            slot.recv_wakers.register(who, cx.waker());
+        }
+        Poll::Pending
     }
 
     /// Wakes `cx` for `who` when confirmations free room in `key`'s unconfirmed buffer.
@@ -659,6 +745,7 @@ impl Inner {
 impl Shared {
     pub(crate) fn new(core: Core, manual_ack: bool, clock: Clock) -> Arc<Shared> {
         Arc::new(Shared {
+            posts: Mutex::new(Posts::default()),
             inner: Mutex::new(Inner {
                 core,
                 slots: Slots::default(),
@@ -671,10 +758,11 @@ impl Shared {
                 now: clock.now(),
                 armed: None,
                 driver_done: false,
-                taken: 0,
+                taken_acked: None,
                 incoming: Vec::new(),
             }),
             clock,
+            manual_ack,
         })
     }
 
@@ -797,62 +885,107 @@ impl Shared {
     }
 
     /// The next message, `None` once the session has ended and every message was taken.
+    ///
+    /// Messages come from the handles' shared `batch` while it has some, without the session's
+    /// lock (their acknowledgement goes through [`Taken`]); an empty batch takes the whole inbox
+    /// in one go and acknowledges its first message at once, as a take of one message always was.
     pub(crate) fn poll_recv(
         &self,
         key: SessionId,
+        batch: &Mutex<Batch>,
         cx: Option<(&mut Context<'_>, Waiter)>,
     ) -> Poll<Option<Message>> {
-        let mut inner = self.lock();
-        let driver_done = inner.driver_done;
-        let Some(slot) = inner.slots.get_mut(&key) else {
-            return Poll::Ready(None);
-        };
-        if let Some((seq, payload)) = slot.inbox.pop() {
-            inner.taken += 1;
-            let kick = inner.ack_taken(key, seq);
-            drop(inner);
-            kick.wake();
+        let mut b = lock(batch);
+        if let Some((seq, payload)) = b.msgs.pop() {
+            self.took_unlocked(key, &b, seq);
             return Poll::Ready(Some(Message { seq, payload }));
         }
-        if slot.end.is_some() || driver_done {
-            return Poll::Ready(None);
-        }
-        if let Some((cx, who)) = cx {
-            slot.recv_wakers.register(who, cx.waker());
-        }
-        Poll::Pending
+        let mut inner = self.lock();
+        let Some(slot) = inner.slots.get_mut(&key) else { return Poll::Ready(None) };
+        std::mem::swap(&mut b.msgs, &mut slot.inbox);
+        let Some((seq, payload)) = b.msgs.pop() else {
+            return inner.wait_to_recv(key, cx);
+        };
+        let kick = inner.ack_taken(key, seq);
+        drop(inner);
+        drop(b);
+        kick.wake();
+        Poll::Ready(Some(Message { seq, payload }))
     }
 
-    /// Moves up to `limit` waiting messages into `out` under one lock (acknowledging them in one
-    /// go unless acks are manual). `Ready(0)` once the session has ended and every message was
-    /// taken (or `limit` is 0); `Pending` with `cx` registered while none is waiting.
+    /// `seq` went to the application from the batch `b` (locked) without the session's lock: the
+    /// driver's next pass acknowledges it (unless acks are manual); the first such take since
+    /// the driver last looked posts the session and wakes the driver.
+    fn took_unlocked(&self, key: SessionId, b: &Batch, seq: u64) {
+        if self.manual_ack {
+            return;
+        }
+        if b.taken.take(seq) {
+            let mut posts = lock(&self.posts);
+            posts.keys.push(key);
+            let driver = posts.driver.clone();
+            drop(posts);
+            if let Some(w) = driver {
+                w.wake();
+            }
+        }
+    }
+
+    /// Moves up to `limit` waiting messages into `out` (from the handles' `batch` first, then from
+    /// the inbox under one lock), acknowledging them in one go unless acks are manual. `Ready(0)`
+    /// once the session has ended and every message was taken (or `limit` is 0); `Pending` with
+    /// `cx` registered while none is waiting.
     pub(crate) fn poll_recv_many(
         &self,
         key: SessionId,
+        batch: &Mutex<Batch>,
         (cx, who): (&mut Context<'_>, Waiter),
         out: &mut Vec<Message>,
         limit: usize,
     ) -> Poll<usize> {
-        let mut inner = self.lock();
-        let driver_done = inner.driver_done;
-        let Some(slot) = inner.slots.get_mut(&key) else {
+        if limit == 0 {
             return Poll::Ready(0);
-        };
-        let n = slot.inbox.len().min(limit);
-        if n == 0 {
-            if limit == 0 || slot.end.is_some() || driver_done {
-                return Poll::Ready(0);
-            }
-            slot.recv_wakers.register(who, cx.waker());
-            return Poll::Pending;
         }
-        slot.inbox.take(n, out, |(seq, payload)| Message { seq, payload });
-        inner.taken += n as u64;
-        let last = out.last().map_or(0, |m| m.seq);
-        let kick = inner.ack_taken(key, last);
+        let mut b = lock(batch);
+        let staged = b.msgs.take(limit, out, |(seq, payload)| Message { seq, payload });
+        let mut inner = self.lock();
+        let mut n = staged;
+        if let Some(slot) = inner.slots.get_mut(&key) {
+            n += slot.inbox.take(limit - n, out, |(seq, payload)| Message { seq, payload });
+        }
+        if n == 0 {
+            return inner.wait_to_recv(key, Some((cx, who))).map(|_| 0);
+        }
+        let kick = inner.ack_taken(key, out.last().map_or(0, |m| m.seq));
         drop(inner);
+        drop(b);
         kick.wake();
         Poll::Ready(n)
+    }
+
+    /// Driver, at the start of a pass (lock held): remembers its waker for [`Taken`] posts and
+    /// acknowledges what the posted sessions' applications took.
+    pub(crate) fn apply_posted(&self, inner: &mut Inner, waker: &Waker, keys: &mut Vec<SessionId>) {
+        let mut posts = lock(&self.posts);
+        if !posts.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            posts.driver = Some(waker.clone());
+        }
+        std::mem::swap(keys, &mut posts.keys);
+        drop(posts);
+        for key in keys.drain(..) {
+            let Some(slot) = inner.slots.get(&key) else { continue };
+            if let (Some(seq), Some(s)) = (slot.taken.look(), inner.core.session_mut(key)) {
+                // A take already acknowledged under the lock makes this a no-op.
+                let _ = s.ack(seq);
+                inner.taken_acked = inner.taken_acked.max(Some(seq));
+            }
+        }
+    }
+
+    /// The batch for a new handle to `key`: acknowledged through its slot's [`Taken`].
+    pub(crate) fn new_batch(&self, key: SessionId) -> Batch {
+        let taken = self.lock().slot(key).map(|s| s.taken.clone());
+        Batch::new(taken.unwrap_or_else(|| Arc::new(Taken::new())))
     }
 
     /// Manual-ack mode: acknowledges every received message up to and including `seq`.

@@ -2,7 +2,11 @@
 //! crate is built with `RUSTFLAGS="--cfg tether_loom"` so the interleavings can be model-checked.
 
 #[cfg(tether_loom)]
+pub(crate) use loom::sync::atomic::AtomicU64;
+#[cfg(tether_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(tether_loom))]
+pub(crate) use std::sync::atomic::AtomicU64;
 #[cfg(not(tether_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 

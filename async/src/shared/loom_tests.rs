@@ -96,6 +96,7 @@ fn driver_pass_waking(
     let mut inner = shared.lock();
     let now = inner.advance(shared.clock.now());
     inner.begin_pass(waker);
+    shared.apply_posted(&mut inner, waker, &mut Vec::new());
     if let Some(bytes) = input {
         inner.core.handle_input(now, CONN, bytes);
     }
@@ -217,5 +218,82 @@ fn loom_send_racing_a_driver_pass_is_written_or_wakes_the_driver() {
         let carried = written.iter().any(|(_, bytes)| bytes.windows(2).any(|w| w == b"m2"));
         let woken = wakes.0.load(std::sync::atomic::Ordering::Relaxed) > woken_before;
         assert!(carried || woken, "m2 neither written by the pass nor announced to the driver");
+    });
+}
+
+/// A client session after its handshake (acknowledging every message at once: `ack_every` 1)
+/// and the server's bytes carrying messages "r0", "r1" and "r2" to it, not yet fed.
+fn fixture_receiving() -> (Arc<Shared>, Bytes) {
+    let clock = Clock::new(std::sync::Arc::new(StdClock));
+    let t0 = clock.now();
+    let config = Config { ack_every: 1, ..Config::default() };
+    let mut client =
+        tether_core::Session::client(Config { ack_mode: AckMode::Manual, ..config.clone() }, 1, t0)
+            .unwrap();
+    let mut server = Endpoint::new(config, [7; 32], t0).unwrap();
+    let mut buf = BytesMut::new();
+    assert!(client.poll_connect(t0));
+    client.handle_connected(t0, CONN);
+    server.handle_connected(t0, CONN);
+    // Hello, then Welcome.
+    while let Some(Transmit::Write(_)) = client.poll_transmit(t0, &mut buf) {
+        server.handle_input(t0, CONN, buf.split().freeze());
+    }
+    let mut id = None;
+    while let Some((sid, e)) = server.poll_event() {
+        assert!(matches!(e, Event::Connected));
+        id = Some(sid);
+    }
+    let s = server.session_mut(id.expect("the server accepted the session")).unwrap();
+    s.send(t0, Bytes::from_static(b"r0")).unwrap();
+    s.send(t0, Bytes::from_static(b"r1")).unwrap();
+    s.send(t0, Bytes::from_static(b"r2")).unwrap();
+    let mut input = BytesMut::new();
+    while let Some(Transmit::Write(_)) = server.poll_transmit(t0, &mut buf) {
+        input.extend_from_slice(&buf.split());
+    }
+    let shared = Shared::new(Core::Client(Box::new(client)), false, clock);
+    shared.lock().slots.insert(CLIENT_KEY, Slot::new(1, tracing::Span::none()));
+    (shared, input.freeze())
+}
+
+/// A message taken from the handles' batch (without the session's lock) while a driver pass runs
+/// is acknowledged: by that pass, or the take posts the session and wakes the driver for another.
+/// Here an earlier take has already posted the session, so the pass looks at it while the take
+/// runs: a take that counted on that post although the pass had already read the word (or a pass
+/// that cleared the post apart from reading it) would leave the message unacknowledged, and the
+/// peer's window closed until some later event.
+#[test]
+fn loom_take_racing_a_driver_pass_is_acknowledged_or_wakes_the_driver() {
+    loom::model(|| {
+        let (shared, input) = fixture_receiving();
+        let wakes = std::sync::Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        driver_pass_waking(&shared, Some(input), &waker);
+        let batch = Mutex::new(shared.new_batch(CLIENT_KEY));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut recv = || match shared.poll_recv(CLIENT_KEY, &batch, Some((&mut cx, 0))) {
+            std::task::Poll::Ready(Some(m)) => m,
+            other => panic!("unexpected {other:?}"),
+        };
+        // The first take moves every message into the batch and acknowledges r0 under the
+        // lock; the second takes r1 from the batch and posts the session.
+        assert_eq!(&recv().payload[..], b"r0");
+        assert_eq!(shared.lock().taken_acked, Some(0));
+        let woken_at_r0 = wakes.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(&recv().payload[..], b"r1");
+        let woken_before = wakes.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(woken_before > woken_at_r0, "the first take from the batch wakes the driver");
+        let driver = shared.clone();
+        let t = loom::thread::spawn(move || driver_pass_waking(&driver, None, &waker));
+        assert_eq!(&recv().payload[..], b"r2");
+        t.join().unwrap();
+        let woken = wakes.0.load(std::sync::atomic::Ordering::Relaxed) > woken_before;
+        if !woken {
+            assert_eq!(shared.lock().taken_acked, Some(2), "r2 neither acknowledged nor posted");
+        }
+        // The pass it asked for (or any later one) acknowledges everything taken.
+        driver_pass(&shared, None);
+        assert_eq!(shared.lock().taken_acked, Some(2));
     });
 }

@@ -9,7 +9,7 @@
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
 //! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only and
 //! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling), `BENCH_RUNTIME=tokio|smol`
-//! one runtime's tables only.
+//! one runtime's tables only, `BENCH_TETHER=one|many` the per-message or batched tether rows only.
 
 mod quic;
 mod smol;
@@ -38,6 +38,12 @@ fn secs() -> Duration {
 /// `BENCH_ONLY=tether` (or `raw`) runs one side only, e.g. to profile it; ratios then read 0.
 fn runs(side: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only == side)
+}
+
+/// `BENCH_TETHER=one` (or `many`) runs only the per-message (or batched) tether rows, e.g. to
+/// profile one of them.
+fn tether_mode(mode: &str) -> bool {
+    std::env::var("BENCH_TETHER").map_or(true, |only| only == mode)
 }
 
 /// `BENCH_SIZES=64,1024` picks the message sizes (default 64, 1024, 65536).
@@ -366,11 +372,15 @@ async fn throughput_table() {
                 let one_test = async move {
                     tether_throughput(tokio_pair().await, tokio_spawn, size, false).await
                 };
-                one.push(measured(one_test).await);
+                if tether_mode("one") {
+                    one.push(measured(one_test).await);
+                }
                 let many_test = async move {
                     tether_throughput(tokio_pair().await, tokio_spawn, size, true).await
                 };
-                many.push(measured(many_test).await);
+                if tether_mode("many") {
+                    many.push(measured(many_test).await);
+                }
             }
         }
         if std::env::var("BENCH_VERBOSE").is_ok() {
