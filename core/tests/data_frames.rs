@@ -76,11 +76,11 @@ fn a_run_stops_at_the_peers_window_and_goes_on_when_it_opens() {
 #[test]
 fn a_run_stops_at_the_peers_byte_window() {
     let mut raw = Raw::handshaking(test_config());
-    raw.feed(&[welcome(Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 35 })]);
+    raw.feed(&[welcome(Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 30 })]);
     for i in 0..10 {
         raw.s.send(raw.now, msg(i, 10)).unwrap();
     }
-    assert_eq!(seqs(&data_frames(&raw.drain())), [0, 1, 2], "30 of 35 bytes; a 4th would pass");
+    assert_eq!(seqs(&data_frames(&raw.drain())), [0, 1, 2], "exactly 30 of 30 bytes");
 }
 
 /// A peer with a small `max_message_size` has a small `max_frame_size` too: runs stay within its
@@ -98,7 +98,7 @@ fn runs_fit_the_frame_limit_of_a_peer_with_small_messages() {
     })]);
     assert_eq!(raw.s.poll_event(), Some(Event::Connected));
     for i in 0..40 {
-        raw.s.send(raw.now, msg(i, if i == 20 { 100 } else { 30 })).unwrap();
+        raw.s.send(raw.now, msg(i, if i == 20 { 100 } else { 34 })).unwrap();
     }
     let data = data_frames(&raw.drain());
     assert_eq!(seqs(&data), (0..40).collect::<Vec<_>>());
@@ -109,7 +109,8 @@ fn runs_fit_the_frame_limit_of_a_peer_with_small_messages() {
         assert!(len <= 100 + DATA_FRAME_LEN as usize);
     }
     assert!(data.iter().any(|(s, m)| *s == 20 && m.len() == 1), "the 100 B message goes alone");
-    assert!(data.iter().any(|(_, m)| m.len() == 3), "30 B messages go three to a frame");
+    assert!(data.iter().any(|(_, m)| m.len() == 3), "34 B messages go three to a frame: 105 B");
+    assert!(data.iter().all(|(_, m)| m.len() <= 3));
 }
 
 #[test]
@@ -300,4 +301,64 @@ fn a_lying_run_ends_the_connection_as_malformed() {
         assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedFrame), "run {run:?}");
         assert!(delivered(&mut raw).is_empty(), "run {run:?}");
     }
+}
+
+/// One `poll_transmit` adds frames until the batch is reached, and a frame's run stops at what is
+/// left of it: with a 1,000-byte batch, 15 messages of 64 B (a 975-byte run, a 1,000-byte frame).
+/// The batch counts only what this call adds to the sink, not what it already held.
+#[test]
+fn a_transmit_stops_at_the_batch_and_a_run_at_what_is_left_of_it() {
+    for already in [0, 10_000] {
+        let mut raw = Raw::new(Config { transmit_batch_bytes: 1000, ..test_config() }, 1 << 20);
+        for i in 0..40 {
+            raw.s.send(raw.now, msg(i, 64)).unwrap();
+        }
+        let mut buf = bytes::BytesMut::from(&vec![0u8; already][..]);
+        assert!(raw.s.poll_transmit(raw.now, &mut buf).is_some());
+        let written = buf.split_off(already).freeze();
+        assert_eq!(written.len(), 1000, "a sink holding {already} bytes");
+        let mut d = tether_core::wire::Decoder::new(1 << 20);
+        d.push(written);
+        let Ok(Some(Frame::Data { seq: 0, messages, .. })) = d.next_frame() else { panic!() };
+        assert_eq!(messages.count(), 15);
+        assert_eq!(d.next_frame(), Ok(None), "one frame filled the batch");
+    }
+}
+
+/// The ack timeout counts from when data is first written after an idle spell, not from the last
+/// progress before it: a session idle for longer than `ack_timeout` that sends again is not
+/// declared dead at once.
+#[test]
+fn the_ack_timeout_starts_when_data_is_written_after_an_idle_spell() {
+    let config = test_config();
+    let mut raw = Raw::new(config.clone(), 100);
+    let alive = |raw: &mut Raw| {
+        let p = Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 };
+        raw.feed(&[Frame::Ack(p)]); // any valid frame counts as life
+        raw.s.handle_timeout(raw.now);
+        raw.drain();
+    };
+    let step = Duration::from_millis(100);
+    let idle = config.ack_timeout.as_nanos() as u64 * 3;
+    while raw.now.as_nanos() < idle {
+        raw.now = raw.now + step;
+        alive(&mut raw);
+    }
+    raw.s.send(raw.now, msg(0, 8)).unwrap();
+    raw.drain();
+    let sent = raw.now;
+    while raw.now < sent + (config.ack_timeout - step) {
+        raw.now = raw.now + step;
+        alive(&mut raw);
+        assert!(
+            std::iter::from_fn(|| raw.s.poll_event())
+                .all(|e| !matches!(e, Event::Disconnected { .. })),
+            "disconnected {:?} after the send",
+            raw.now - sent
+        );
+    }
+    raw.now = sent + config.ack_timeout + step;
+    raw.s.handle_timeout(raw.now);
+    let events: Vec<Event> = std::iter::from_fn(|| raw.s.poll_event()).collect();
+    assert!(events.contains(&Event::Disconnected { reason: Reason::AckTimeout }), "{events:?}");
 }
