@@ -49,13 +49,16 @@ pub use tether_core::{
     Stats, UnconfirmedMessage,
 };
 
-/// Errors of the async layer's API. Misuse and set-up failures (`Config`, `Io`, `NoRuntime`)
-/// come before any I/O on a session; `Send` and `Ended` are about one session.
+/// Errors of the async layer's API, one type for every fallible call so that `?` composes:
+/// `SendError`, `AckError`, `ConfigError` and `End` convert into it. Misuse and set-up failures
+/// (`Config`, `Io`, `NoRuntime`, `Ack`) come before any I/O on a session; `Send` and `Ended` are
+/// about one session. More variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid: fix the named field.
     #[error("invalid configuration: {0}")]
-    Config(#[source] ConfigError),
+    Config(#[from] ConfigError),
     /// An I/O error while setting up (binding, the OS random generator).
     #[error("I/O error while setting up: {0}")]
     Io(#[source] std::io::Error),
@@ -64,17 +67,51 @@ pub enum Error {
     NoRuntime(&'static str),
     /// A message was refused (see [`SendError`]); the message is handed back inside.
     #[error("message refused: {0}")]
-    Send(#[source] SendError),
+    Send(#[from] SendError),
+    /// A manual acknowledgement was refused (see [`AckError`]): nothing changed.
+    #[error("acknowledgement refused: {0}")]
+    Ack(#[from] AckError),
     /// The session ended (e.g. before its first handshake, or a close that ended as lost).
-    #[error("{}", describe_end(.0))]
+    #[error("{0}")]
     Ended(End),
 }
 
-fn describe_end(end: &End) -> String {
-    match end {
-        End::Closed => "session closed".to_string(),
-        End::Lost { reason, unconfirmed } => {
-            format!("session lost ({reason}); {} messages unconfirmed", unconfirmed.len())
-        }
+impl From<End> for Error {
+    fn from(end: End) -> Error {
+        Error::Ended(end)
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn sends(e: SendError) -> Result<(), Error> {
+        Err(e)?;
+        Ok(())
+    }
+
+    fn acks(e: AckError) -> Result<(), Error> {
+        Err(e)?;
+        Ok(())
+    }
+
+    fn ends(end: End) -> Result<(), Error> {
+        Err(end)?;
+        Ok(())
+    }
+
+    #[test]
+    fn question_mark_composes_every_error_into_one_and_ends_display() {
+        let closing = sends(SendError::Closing(bytes::Bytes::from_static(b"m")));
+        assert!(matches!(closing, Err(Error::Send(SendError::Closing(ref m))) if m == "m"));
+        assert!(matches!(acks(AckError::NotManual), Err(Error::Ack(AckError::NotManual))));
+        assert_eq!(ends(End::Closed).unwrap_err().to_string(), "session closed");
+        let lost = End::Lost { reason: Reason::SessionTimeout, unconfirmed: Vec::new() };
+        assert!(lost.to_string().starts_with("session lost (SessionTimeout"), "{lost}");
+        assert!(lost.to_string().ends_with("; 0 messages unconfirmed"), "{lost}");
+        let config = Config { max_message_size: 0, ..Config::default() };
+        let invalid: Error = config.validate().unwrap_err().into();
+        assert!(invalid.to_string().starts_with("invalid configuration:"), "{invalid}");
     }
 }

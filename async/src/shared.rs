@@ -63,8 +63,22 @@ impl End {
     }
 }
 
+/// "session closed", or "session lost (reason); N messages unconfirmed".
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("session closed"),
+            End::Lost { reason, unconfirmed } => {
+                write!(f, "session lost ({reason}); {} messages unconfirmed", unconfirmed.len())
+            }
+        }
+    }
+}
+
 /// A change of the session's transport connection, for applications that want to observe it.
+/// More kinds may come (failover, datagram paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LinkEvent {
     /// The connection was lost; the session is detached and resumes on a new one.
     Disconnected {

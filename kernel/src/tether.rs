@@ -97,6 +97,7 @@ fn watch_links(s: Session, tag: String) {
             match ev {
                 LinkEvent::Disconnected { reason } => emit!("link {tag} disconnected {reason:?}"),
                 LinkEvent::Resumed => emit!("link {tag} resumed"),
+                other => emit!("link {tag} {other:?}"),
             }
         }
     });

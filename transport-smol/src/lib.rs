@@ -42,7 +42,7 @@
 //!     })
 //!     .detach();
 //!     let client = tether_smol::connect(addr, Config::default()).await?;
-//!     client.send(Bytes::from_static(b"hello")).await.ok();
+//!     client.send(Bytes::from_static(b"hello")).await?; // errors compose with `?`
 //!     let echo = client.recv().await;
 //!     # let _ = echo;
 //!     Ok(())

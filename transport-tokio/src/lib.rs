@@ -38,7 +38,7 @@
 //!     }
 //! });
 //! let client = tether_tokio::connect(addr, Config::default()).await?;
-//! client.send(Bytes::from_static(b"hello")).await.ok();
+//! client.send(Bytes::from_static(b"hello")).await?; // errors compose with `?`
 //! let echo = client.recv().await;
 //! # let _ = echo;
 //! # Ok(()) }
