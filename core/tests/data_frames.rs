@@ -362,3 +362,35 @@ fn the_ack_timeout_starts_when_data_is_written_after_an_idle_spell() {
     let events: Vec<Event> = std::iter::from_fn(|| raw.s.poll_event()).collect();
     assert!(events.contains(&Event::Disconnected { reason: Reason::AckTimeout }), "{events:?}");
 }
+
+/// The second frame of a transmit gets only what the first left of the batch: with a 20,000-byte
+/// batch, a full 16 KiB run of 252 messages (16,405 bytes), then 55 more (a 3,575-byte run).
+#[test]
+fn a_later_frame_of_a_transmit_gets_what_is_left_of_the_batch() {
+    let mut raw = Raw::new(Config { transmit_batch_bytes: 20_000, ..test_config() }, 1 << 20);
+    for i in 0..400 {
+        raw.s.send(raw.now, msg(i, 64)).unwrap();
+    }
+    let mut buf = bytes::BytesMut::new();
+    assert!(raw.s.poll_transmit(raw.now, &mut buf).is_some());
+    let mut d = tether_core::wire::Decoder::new(1 << 20);
+    d.push(buf.freeze());
+    let mut counts = Vec::new();
+    while let Ok(Some(Frame::Data { messages, .. })) = d.next_frame() {
+        counts.push(messages.count());
+    }
+    assert_eq!(counts, [252, 55]);
+}
+
+/// A message larger than the transmit batch (but within `max_message_size`) still goes, alone.
+#[test]
+fn a_message_larger_than_the_batch_goes_alone() {
+    let mut raw = Raw::new(Config { transmit_batch_bytes: 1000, ..test_config() }, 1 << 20);
+    for (i, len) in [2000, 10, 3000].into_iter().enumerate() {
+        raw.s.send(raw.now, msg(i, len)).unwrap();
+    }
+    let data = data_frames(&raw.drain());
+    let lens: Vec<Vec<usize>> =
+        data.iter().map(|(_, m)| m.iter().map(|p| p.len()).collect()).collect();
+    assert_eq!(lens, [vec![2000], vec![10], vec![3000]]);
+}
