@@ -110,18 +110,20 @@ impl ReceiveBuffer {
         let mut taken = Accepted::default();
         let (mut from, mut to) = (None, 0);
         let mut result = Ok(());
-        for (seq, span) in (seq..).zip(run.spans()) {
+        // Spans first: the run ends the zip before the sequence numbers step past it (the
+        // decoder checked that `seq + count` does not overflow, not one more).
+        for (span, seq) in run.spans().zip(seq..) {
             if seq < self.received {
                 continue; // a duplicate
             }
-            if let Err(refusal) = self.admit(config, seq, end, (span.end - span.payload) as u64) {
+            if let Err(refusal) = self.admit(config, seq, end, span.len() as u64) {
                 result = Err(refusal);
                 break;
             }
             from.get_or_insert(span.start);
             to = span.end;
             taken.messages += 1;
-            taken.bytes += (span.end - span.payload) as u64;
+            taken.bytes += span.len() as u64;
         }
         if let Some(from) = from {
             // A run is shorter than a frame, so its count fits a u32.
@@ -171,7 +173,7 @@ impl ReceiveBuffer {
             AckMode::Manual => {
                 // Each message's length, for the byte window as `ack` moves through them (at
                 // most max_message_size, a u32, by `accept`).
-                self.unacked.extend(wire::payload_lengths(&run.bytes).map(|len| len as u32));
+                self.unacked.extend(wire::spans(&run.bytes).map(|span| span.len() as u32));
                 self.unacked_bytes += run.payload_bytes;
             }
         }

@@ -394,3 +394,13 @@ fn a_message_larger_than_the_batch_goes_alone() {
         data.iter().map(|(_, m)| m.iter().map(|p| p.len()).collect()).collect();
     assert_eq!(lens, [vec![2000], vec![10], vec![3000]]);
 }
+
+/// A run numbered at the very top of the sequence space is a gap, refused without a panic.
+#[test]
+fn a_run_at_the_top_of_the_sequence_space_is_a_gap() {
+    for (seq, n) in [(u64::MAX - 1, 1), (u64::MAX - 3, 3)] {
+        let mut raw = Raw::new(test_config(), 100);
+        raw.feed(&[run(seq, 0, n)]);
+        assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidSequence), "seq {seq}");
+    }
+}

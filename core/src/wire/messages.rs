@@ -30,7 +30,11 @@ pub(super) enum RunError {
 }
 
 impl Messages {
-    /// Encodes `payloads` (at least one) into a run, as a sender would put them in one frame.
+    /// Encodes `payloads` into a run, as a sender would put them in one frame (for tests and
+    /// tools; the decoder builds its runs with its checks).
+    ///
+    /// # Panics
+    /// If `payloads` is empty: a data frame carries at least one message.
     pub fn from_payloads<'a>(payloads: impl IntoIterator<Item = &'a Bytes>) -> Messages {
         let mut run = BytesMut::new();
         let mut count = 0;
@@ -80,14 +84,7 @@ impl Messages {
 
     /// Where each message lies in [`as_wire`](Self::as_wire), in order, without slicing it.
     pub(crate) fn spans(&self) -> impl Iterator<Item = Span> + '_ {
-        let mut at = 0;
-        core::iter::from_fn(move || {
-            // The run was checked when it was built: every prefix decodes and every length fits.
-            let (len, prefix) = get_length(&self.run[at..]).ok()?;
-            let span = Span { start: at, payload: at + prefix, end: at + prefix + len as usize };
-            at = span.end;
-            Some(span)
-        })
+        spans(&self.run)
     }
 }
 
@@ -99,14 +96,28 @@ pub(crate) struct Span {
     pub(crate) end: usize,
 }
 
-/// The payload length of each message of a checked run, in order.
-pub(crate) fn payload_lengths(run: &[u8]) -> impl Iterator<Item = usize> + '_ {
+impl Span {
+    /// The payload's length.
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.payload
+    }
+}
+
+/// Where each message of a checked run (or the rest of one) lies, in order.
+pub(crate) fn spans(run: &[u8]) -> impl Iterator<Item = Span> + '_ {
     let mut at = 0;
     core::iter::from_fn(move || {
-        let (len, prefix) = get_length(run.get(at..)?).ok()?;
-        at += prefix + len as usize;
-        Some(len as usize)
+        let span = span_at(run, at)?;
+        at = span.end;
+        Some(span)
     })
+}
+
+/// The message whose prefix starts at `at` of a checked run; `None` at its end. (A run was
+/// checked when it was built: every prefix decodes and every length fits.)
+fn span_at(run: &[u8], at: usize) -> Option<Span> {
+    let (len, prefix) = get_length(run.get(at..)?).ok()?;
+    Some(Span { start: at, payload: at + prefix, end: at + prefix + len as usize })
 }
 
 /// Splits the first message off `run` (the rest of a checked run) and returns its payload, a
@@ -134,12 +145,9 @@ impl Iterator for MessagesIter<'_> {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        // The run was checked when it was built: every prefix decodes and every length fits.
-        let (len, prefix) = get_length(&self.run[self.at..]).ok()?;
-        let start = self.at + prefix;
-        let end = start + len as usize;
-        self.at = end;
-        Some(self.run.slice(start..end))
+        let span = span_at(self.run, self.at)?;
+        self.at = span.end;
+        Some(self.run.slice(span.payload..span.end))
     }
 }
 

@@ -13,7 +13,7 @@ mod sink;
 pub use decoder::{DecodeError, Decoder};
 pub(crate) use frame::DataFrameWriter;
 pub use frame::{tests_support, Frame, FrameType, Hello, HelloKind, Positions, Welcome};
-pub(crate) use messages::{payload_lengths, prefix_len, take_first};
+pub(crate) use messages::{prefix_len, spans, take_first};
 pub use messages::{Messages, MessagesIter, MAX_LENGTH_PREFIX};
 pub use sink::FrameSink;
 
