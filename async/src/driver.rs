@@ -61,7 +61,7 @@ impl ConnIo {
 /// What happened on the I/O side since the last pass.
 enum IoEvent {
     Connected(ConnId),
-    ConnectFailed,
+    ConnectFailed(std::io::Error),
     Input(ConnId, Bytes),
     Lost(ConnId),
 }
@@ -132,12 +132,12 @@ impl Driver {
     fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) {
         match &mut self.source {
             Source::Server { .. } => {}
-            Source::Client { connecting, .. } => {
+            Source::Client { connecting, timeout, .. } => {
                 if let Some((fut, give_up)) = connecting {
                     let polled = match fut.as_mut().poll(cx) {
                         Poll::Pending if *give_up <= now => Poll::Ready(Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
-                            "connect timed out",
+                            format!("connect timed out after {timeout:?} (handshake_timeout)"),
                         ))),
                         polled => polled,
                     };
@@ -150,7 +150,7 @@ impl Driver {
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "connect failed");
-                                self.io.push(IoEvent::ConnectFailed);
+                                self.io.push(IoEvent::ConnectFailed(e));
                             }
                         }
                     }
@@ -447,7 +447,8 @@ fn feed(inner: &mut Inner, io: &mut Vec<IoEvent>, now: Instant) {
     for event in io.drain(..) {
         match event {
             IoEvent::Connected(id) => inner.core.handle_connected(now, id),
-            IoEvent::ConnectFailed => {
+            IoEvent::ConnectFailed(e) => {
+                inner.connect_error = Some(e);
                 if let Core::Client(s) = &mut inner.core {
                     s.handle_connect_failed(now);
                 }

@@ -203,11 +203,33 @@ impl Session {
     /// directions was delivered and acknowledged, otherwise [`End::Lost`] with the unconfirmed
     /// messages (e.g. after `close_timeout`). No new sends are accepted once it started.
     ///
-    /// The peer's remaining messages still arrive through [`recv`](Self::recv) and must be taken
-    /// for the close to complete: keep receiving in another task (or clone) while closing.
+    /// The peer's messages that the application has not taken yet, and those still arriving, do
+    /// not hold the close up: the close takes them into this handle (they count as delivered,
+    /// and are acknowledged), and [`recv`](Self::recv) returns them, in order, after `close`
+    /// returned, then `None`. Up to one receive window of them is held so; beyond it the close
+    /// waits for `recv` to take some. With [`AckMode::Manual`](tether_core::AckMode::Manual) only
+    /// the application's acks confirm messages, so the close waits for them (up to
+    /// `close_timeout`): ack what was received, or abort.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// use tether_async::End;
+    ///
+    /// match session.close().await {
+    ///     End::Closed => {
+    ///         while let Some(m) = session.recv().await {
+    ///             let _ = m; // the peer's last messages, delivered before the close completed
+    ///         }
+    ///     }
+    ///     End::Lost { reason, unconfirmed } => {
+    ///         eprintln!("{} messages may not have arrived ({reason})", unconfirmed.len());
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn close(&self) -> End {
         let mut wait = self.wait();
-        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_close(self.key, w))).await
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_close(self.key, &self.batch, w))).await
     }
 
     /// Ends the session at once. The end is [`End::Lost`] (reason `ApplicationAbort`) with every
@@ -241,6 +263,11 @@ impl Session {
     }
 
     /// Client side: waits until the first handshake completed.
+    /// Why the latest connection attempt failed, as the OS said (taken: asked once).
+    pub(crate) fn take_connect_error(&self) -> Option<std::io::Error> {
+        self.shared.lock().connect_error.take()
+    }
+
     pub(crate) async fn connected(&self) -> Result<(), End> {
         let mut wait = self.wait();
         poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_connected(self.key, w))).await
@@ -327,7 +354,7 @@ impl futures_sink::Sink<Bytes> for Session {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        match this.shared.poll_close(this.key, (cx, this.who)) {
+        match this.shared.poll_close(this.key, &this.batch, (cx, this.who)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(End::Closed) => Poll::Ready(Ok(())),
             Poll::Ready(end) => Poll::Ready(Err(Error::Ended(end))),

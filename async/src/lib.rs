@@ -20,6 +20,7 @@
 //! ([`Settings::seeded`]) replays exactly.
 
 mod acceptor;
+mod address;
 pub mod client;
 mod driver;
 mod handle;
@@ -35,6 +36,7 @@ mod sync;
 mod test_runtime;
 mod write_queue;
 
+pub use address::Address;
 pub use handle::Session;
 pub use runtime::{
     connect_from, Accept, Accepting, ByteStream, Connect, Connecting, Connector, Runtime, Task,
@@ -45,8 +47,8 @@ pub use settings::Settings;
 pub use shared::{End, LinkEvent, Message};
 pub use socket::configure_tcp;
 pub use tether_core::{
-    AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
-    Stats, UnconfirmedMessage,
+    AckError, AckMode, Config, ConfigError, Duration, FirstConnect, Reason, SendError, SessionId,
+    SessionState, Stats, UnconfirmedMessage,
 };
 
 /// Errors of the async layer's API, one type for every fallible call so that `?` composes:
@@ -62,6 +64,10 @@ pub enum Error {
     /// An I/O error while setting up (binding, the OS random generator).
     #[error("I/O error while setting up: {0}")]
     Io(#[source] std::io::Error),
+    /// The first connection could not be opened (refused, unresolvable, timed out): check the
+    /// address and that the server runs, or set `Config::first_connect` to `Retry` to wait for it.
+    #[error("could not connect: {0}")]
+    Connect(#[source] std::io::Error),
     /// Called outside the runtime the binding runs sessions on: call it from within one.
     #[error("no {0} runtime here: call this from within one (e.g. inside a task of it)")]
     NoRuntime(&'static str),

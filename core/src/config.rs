@@ -13,6 +13,22 @@ pub enum AckMode {
     Manual,
 }
 
+/// What a client does when its first connection fails, before any handshake has completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FirstConnect {
+    /// The session ends at once as lost, with nothing lost but what the application queued (handed
+    /// back as unconfirmed): [`Reason::ConnectFailed`](crate::Reason::ConnectFailed) when the
+    /// connection could not be opened, else the reason the first connection ended before its
+    /// handshake completed (`TransportLost`, `HandshakeTimeout`, `ServerBusy`, ...). A wrong
+    /// address or a server that is down is reported at once, not after `session_timeout`.
+    #[default]
+    Fail,
+    /// Retry with the reconnect backoff, like a reconnect, until a handshake completes or
+    /// `session_timeout` has passed since the session started: for a client started before its
+    /// server, or one that must ride out the server's restart.
+    Retry,
+}
+
 /// Everything a session or endpoint can be tuned with.
 ///
 /// Build it with [`Config::default`] and struct update syntax, then [`Config::validate`] it (every
@@ -61,6 +77,9 @@ pub struct Config {
     pub reconnect_backoff_initial: Duration,
     /// Largest reconnect backoff ceiling (default 5 s). Delays are drawn uniformly below the ceiling.
     pub reconnect_backoff_max: Duration,
+    /// Client: whether a failed first connection ends the session or is retried (default
+    /// [`FirstConnect::Fail`]). Reconnects after the first handshake always retry with backoff.
+    pub first_connect: FirstConnect,
     /// `poll_transmit` stops appending data frames once one call has appended this many bytes
     /// (default 64 KiB); call it again for more.
     pub transmit_batch_bytes: u32,
@@ -94,6 +113,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(30),
             reconnect_backoff_initial: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(5),
+            first_connect: FirstConnect::Fail,
             transmit_batch_bytes: 64 * 1024,
             max_sessions: 10_000,
             max_detached_sessions: 1_000,

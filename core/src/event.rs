@@ -73,6 +73,12 @@ impl Delivery {
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+
+    /// Bytes the messages not yet taken occupy: their payloads plus at most
+    /// [`MAX_LENGTH_PREFIX`](crate::wire::MAX_LENGTH_PREFIX) bytes each of length prefix.
+    pub fn wire_len(&self) -> usize {
+        self.run.len()
+    }
 }
 
 impl Iterator for Delivery {

@@ -58,6 +58,9 @@ pub enum Reason {
     SessionTimeout = 50,
     /// The server gave the detached session up to stay within `max_detached_sessions`.
     Evicted = 51,
+    /// The client's first connection could not be opened (refused, unresolvable, timed out) and
+    /// `Config::first_connect` is `Fail`. Local: never sent.
+    ConnectFailed = 52,
     /// A code this version does not know.
     Unknown = 255,
 }
@@ -92,7 +95,7 @@ impl Reason {
             CloseTimeout,
             SessionTimeout,
             Evicted,
-            Unknown,
+            ConnectFailed,
             Unknown,
         ];
         ALL.into_iter().find(|r| *r as u8 == code).unwrap_or(Unknown)

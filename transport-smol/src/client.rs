@@ -3,7 +3,7 @@
 use std::net::ToSocketAddrs;
 
 use smol::net::TcpStream;
-use tether_async::{connect_from, Connector, Session, Settings};
+use tether_async::{connect_from, Address, Connector, Session, Settings};
 
 use crate::runtime::{boxed, current, AsyncStream};
 use crate::socket::configure_tcp;
@@ -17,19 +17,36 @@ use crate::Error;
 /// [`LinkEvent`](crate::LinkEvent) pair. `settings` is a [`Config`](crate::Config), or
 /// [`Settings`] to fix the seed.
 ///
-/// `addr` is anything [`std::net::ToSocketAddrs`] (a `SocketAddr`, `"host:port"`, `(host,
-/// port)`), resolved again on every attempt (a failover that moves a name to a new address is
-/// followed) on smol's blocking-task pool, as async-net resolves host names. (Not async-net's
-/// `AsyncToSocketAddrs`: its resolution future cannot be proven `Send` for a generic address,
-/// and each attempt runs in the background.) The driver runs on smol's global
-/// executor, on async-io's clock; this works from any thread, inside an executor or not.
+/// `addr` is anything that converts into an [`Address`] (a `SocketAddr`, `"host:port"` borrowed
+/// or owned, `(host, port)`). A host name is resolved again on every attempt (a failover that
+/// moves a name to a new address is followed) on smol's blocking-task pool, as async-net
+/// resolves host names. The driver runs on smol's global executor, on async-io's clock; this
+/// works from any thread, inside an executor or not.
 ///
-/// Fails if the config is invalid, or if the session ends before its first handshake (e.g.
-/// nothing answered within `session_timeout`).
-pub async fn connect<A>(addr: A, settings: impl Into<Settings>) -> Result<Session, Error>
-where
-    A: ToSocketAddrs + Clone + Send + Sync + 'static,
-{
+/// Fails if the config is invalid ([`Error::Config`]), if the first connection cannot be opened
+/// ([`Error::Connect`] with the OS's reason: refused, unresolvable, not opened within
+/// `handshake_timeout`), or if the session ends before its first handshake ([`Error::Ended`]:
+/// e.g. the server refused it). Set [`Config::first_connect`](crate::Config::first_connect) to
+/// [`FirstConnect::Retry`](crate::FirstConnect::Retry) to keep trying until `session_timeout`
+/// instead (a client started before its server).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tether_smol::Error> {
+/// use tether_smol::{Config, FirstConnect};
+///
+/// let host = String::from("localhost:7000");
+/// let session = tether_smol::connect(&host, Config::default()).await?;
+/// // Or wait for a server that may not be up yet:
+/// let patient = Config { first_connect: FirstConnect::Retry, ..Config::default() };
+/// let other = tether_smol::connect(("localhost", 7001), patient).await?;
+/// # let _ = (session, other);
+/// # Ok(()) }
+/// ```
+pub async fn connect(
+    addr: impl Into<Address>,
+    settings: impl Into<Settings>,
+) -> Result<Session, Error> {
+    let addr = addr.into();
     let settings = settings.into();
     let config = settings.config.clone();
     let connector = move || {

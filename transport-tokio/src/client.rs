@@ -1,7 +1,7 @@
 //! The client: `connect` over TCP, `connect_with` over any tokio stream.
 
-use tether_async::{connect_from, Connector, Session, Settings};
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tether_async::{connect_from, Address, Connector, Session, Settings};
+use tokio::net::TcpStream;
 
 use crate::runtime::{boxed, current, AsyncStream};
 use crate::socket::configure_tcp;
@@ -15,19 +15,45 @@ use crate::Error;
 /// [`LinkEvent`](crate::LinkEvent) pair. `settings` is a [`Config`](crate::Config), or
 /// [`Settings`] to fix the seed. The driver runs on the calling tokio runtime, on its clock.
 ///
-/// Fails if called outside a tokio runtime, if the config is invalid, or if the session ends
-/// before its first handshake (e.g. nothing answered within `session_timeout`).
-pub async fn connect<A>(addr: A, settings: impl Into<Settings>) -> Result<Session, Error>
-where
-    A: ToSocketAddrs + Clone + Send + Sync + 'static,
-{
+/// `addr` is anything that converts into an [`Address`]: a `SocketAddr`, `"host:port"`
+/// (borrowed or owned), `(host, port)`. A host name is resolved again on every attempt, so a
+/// failover that moves the name is followed.
+///
+/// Fails if called outside a tokio runtime ([`Error::NoRuntime`]), if the config is invalid
+/// ([`Error::Config`]), if the first connection cannot be opened ([`Error::Connect`] with the
+/// OS's reason: refused, unresolvable, not opened within `handshake_timeout`), or if the session
+/// ends before its first handshake ([`Error::Ended`]: e.g. the server refused it). Set
+/// [`Config::first_connect`](crate::Config::first_connect) to
+/// [`FirstConnect::Retry`](crate::FirstConnect::Retry) to keep trying until `session_timeout`
+/// instead (a client started before its server).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tether_tokio::Error> {
+/// use tether_tokio::{Config, FirstConnect};
+///
+/// let host = String::from("localhost:7000");
+/// let session = tether_tokio::connect(&host, Config::default()).await?;
+/// // Or wait for a server that may not be up yet:
+/// let patient = Config { first_connect: FirstConnect::Retry, ..Config::default() };
+/// let other = tether_tokio::connect(("localhost", 7001), patient).await?;
+/// # let _ = (session, other);
+/// # Ok(()) }
+/// ```
+pub async fn connect(
+    addr: impl Into<Address>,
+    settings: impl Into<Settings>,
+) -> Result<Session, Error> {
+    let addr = addr.into();
     let settings = settings.into();
     let config = settings.config.clone();
     let connector = move || {
         let addr = addr.clone();
         let config = config.clone();
         async move {
-            let stream = TcpStream::connect(addr).await?;
+            let stream = match &addr {
+                Address::Socket(a) => TcpStream::connect(a).await?,
+                Address::Host(h) => TcpStream::connect(h.as_str()).await?,
+            };
             configure_tcp(&stream, &config);
             Ok(stream)
         }
