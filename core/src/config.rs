@@ -40,6 +40,17 @@ pub enum FirstConnect {
 /// `bind`). Both peers may use different configs; each side's limits protect that side.
 ///
 /// "Server" below is the core's [`Endpoint`](crate::Endpoint), or an adapter's `Server`.
+///
+/// ```
+/// # use tether_core::{AckMode, Config, ConfigError, Duration};
+/// let config = Config {
+///     ack_mode: AckMode::Manual,
+///     session_timeout: Duration::from_secs(300), // ride out a five-minute outage
+///     ..Config::default()
+/// };
+/// config.validate()?;
+/// # Ok::<(), ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Largest application message accepted by `send`, in bytes (default 1 MiB).
