@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 ///
 /// ```
 /// use std::net::{Ipv4Addr, SocketAddr};
-/// use tether_async::Address;
+/// # use tether_async::Address;
 ///
 /// let ip = SocketAddr::from((Ipv4Addr::LOCALHOST, 7000));
 /// assert_eq!(Address::from("127.0.0.1:7000"), Address::Socket(ip)); // a literal: no resolution

@@ -46,6 +46,10 @@ use crate::Error;
 /// ones taken on its next pass.) An application that stops receiving therefore slows the peer's sender down through
 /// backpressure; nothing piles up unbounded.
 ///
+/// The examples on this page leave out the `use` lines of this layer's types (`End`,
+/// `SendError`, `LinkEvent`, ...): import them from your binding (`tether_tokio::End`,
+/// `tether_smol::End`), which re-exports them.
+///
 /// **Dropping**: when the last handle to a session is dropped before the session ended, the session
 /// is *aborted*: the peer's application sees `Lost` with reason `ApplicationAbort`, and messages not
 /// yet confirmed are discarded. To finish cleanly, `close().await` first. (A server session that
@@ -138,7 +142,7 @@ impl Session {
     /// ```no_run
     /// # async fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
     /// use bytes::Bytes;
-    /// use tether_async::SendError;
+    /// # use tether_async::SendError;
     ///
     /// let seq = session.send(Bytes::from_static(b"hello")).await?; // 0, 1, 2, ...
     /// let large = Bytes::from(vec![0; 64 << 20]);
@@ -193,7 +197,7 @@ impl Session {
     /// ```no_run
     /// # fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
     /// use bytes::Bytes;
-    /// use tether_async::SendError;
+    /// # use tether_async::SendError;
     ///
     /// // A sample that may be skipped when the peer falls behind (from a non-async context, say).
     /// match session.try_send(Bytes::from_static(b"sample")) {
@@ -319,8 +323,7 @@ impl Session {
     ///
     /// ```no_run
     /// # async fn demo(session: tether_async::Session) {
-    /// use tether_async::End;
-    ///
+    /// # use tether_async::End;
     /// match session.close().await {
     ///     End::Closed => {
     ///         while let Some(m) = session.recv().await {
@@ -343,8 +346,7 @@ impl Session {
     ///
     /// ```no_run
     /// # async fn demo(session: tether_async::Session) {
-    /// use tether_async::End;
-    ///
+    /// # use tether_async::End;
     /// session.abort();
     /// if let End::Lost { reason, unconfirmed } = session.ended().await {
     ///     // `ApplicationAbort`, unless the session had ended otherwise before.
@@ -361,8 +363,7 @@ impl Session {
     ///
     /// ```no_run
     /// # async fn demo(session: tether_async::Session, next: tether_async::Session) -> Result<(), tether_async::Error> {
-    /// use tether_async::End;
-    ///
+    /// # use tether_async::End;
     /// if let End::Lost { reason, unconfirmed } = session.ended().await {
     ///     eprintln!("session lost: {reason}");
     ///     // Unconfirmed is not "not arrived": resend on a new session, idempotently.
@@ -383,8 +384,7 @@ impl Session {
     ///
     /// ```no_run
     /// # async fn demo(session: tether_async::Session) {
-    /// use tether_async::LinkEvent;
-    ///
+    /// # use tether_async::LinkEvent;
     /// while let Some(event) = session.next_link_event().await {
     ///     match event {
     ///         LinkEvent::Disconnected { reason } => eprintln!("link down ({reason}), resuming"),
@@ -419,8 +419,7 @@ impl Session {
     ///
     /// ```no_run
     /// # fn demo(session: tether_async::Session) {
-    /// use tether_async::SessionState;
-    ///
+    /// # use tether_async::SessionState;
     /// let healthy = session.state() == SessionState::Connected; // for a health check, say
     /// # let _ = healthy;
     /// # }

@@ -58,7 +58,7 @@ pub use tether_core::{
 ///
 /// ```
 /// use bytes::Bytes;
-/// use tether_async::{End, Error, Reason, SendError, Session};
+/// # use tether_async::{End, Error, Reason, SendError, Session};
 ///
 /// // `?` takes every error of the API into this one.
 /// async fn finish(session: &Session, last: Bytes) -> Result<(), Error> {

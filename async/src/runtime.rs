@@ -96,7 +96,7 @@ pub type Connect = Box<dyn FnMut() -> Connecting + Send>;
 /// ```no_run
 /// use std::future::Future;
 /// use std::io;
-/// use tether_async::Connector;
+/// # use tether_async::Connector;
 ///
 /// fn round_robin<S, F>(
 ///     addrs: Vec<String>,

@@ -24,8 +24,7 @@ impl Settings {
     /// simulations only (see above).
     ///
     /// ```
-    /// use tether_async::{Config, Settings};
-    ///
+    /// # use tether_async::{Config, Settings};
     /// // e.g. `tether_tokio::connect_with(connector, Settings::seeded(config, 2))` in turmoil
     /// let settings = Settings::seeded(Config::default(), 2);
     /// assert_eq!(settings.seed, Some(2));
