@@ -8,6 +8,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 /// owned), `(host, port)` or `(ip, port)` all work without a `'static` bound: the address is
 /// copied once. A host name is resolved again on every connection attempt, so a failover that
 /// moves the name to a new address is followed; every address it resolves to is tried in turn.
+///
+/// ```
+/// use std::net::{Ipv4Addr, SocketAddr};
+/// # use tether_async::Address;
+///
+/// let ip = SocketAddr::from((Ipv4Addr::LOCALHOST, 7000));
+/// assert_eq!(Address::from("127.0.0.1:7000"), Address::Socket(ip)); // a literal: no resolution
+/// assert_eq!(Address::from(("127.0.0.1", 7000)), Address::Socket(ip));
+/// let name = String::from("db.internal:7000");
+/// assert_eq!(Address::from(&name), Address::Host(name.clone())); // resolved on every attempt
+/// assert_eq!(Address::from(("db.internal", 7000)).to_string(), "db.internal:7000");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Address {
     /// A socket address: no resolution.

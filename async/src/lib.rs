@@ -55,6 +55,34 @@ pub use tether_core::{
 /// `SendError`, `AckError`, `ConfigError` and `End` convert into it. Misuse and set-up failures
 /// (`Config`, `Io`, `NoRuntime`, `Ack`) come before any I/O on a session; `Send` and `Ended` are
 /// about one session. More variants may come.
+///
+/// ```
+/// use bytes::Bytes;
+/// # use tether_async::{End, Error, Reason, SendError, Session};
+///
+/// // `?` takes every error of the API into this one.
+/// async fn finish(session: &Session, last: Bytes) -> Result<(), Error> {
+///     session.send(last).await?; // a `SendError`
+///     match session.close().await {
+///         End::Closed => Ok(()),
+///         lost => Err(lost.into()), // an `End`
+///     }
+/// }
+///
+/// fn describe(error: &Error) -> String {
+///     match error {
+///         Error::Connect(io) => format!("server unreachable: {io}"),
+///         Error::Send(SendError::TooLarge { max, .. }) => format!("split it: {max} bytes at most"),
+///         Error::Ended(End::Lost { reason, unconfirmed }) => {
+///             format!("lost ({reason}), {} messages unconfirmed", unconfirmed.len())
+///         }
+///         other => other.to_string(),
+///     }
+/// }
+///
+/// let lost = End::Lost { reason: Reason::SessionTimeout, unconfirmed: Vec::new() };
+/// assert_eq!(describe(&lost.into()), "lost (SessionTimeout (50)), 0 messages unconfirmed");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

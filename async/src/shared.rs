@@ -41,7 +41,17 @@ pub struct Message {
     pub payload: Bytes,
 }
 
-/// How a session ended.
+/// How a session ended: what [`close`](crate::Session::close) and
+/// [`ended`](crate::Session::ended) return.
+///
+/// ```no_run
+/// # async fn demo(session: tether_async::Session) {
+/// let end = session.close().await;
+/// if !end.is_closed() {
+///     eprintln!("{end}"); // e.g. "session lost (CloseTimeout (49)); 3 messages unconfirmed"
+/// }
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
     /// Clean close: every message of both directions was delivered and acknowledged.

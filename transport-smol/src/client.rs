@@ -62,7 +62,35 @@ pub async fn connect(
     connect_with(connector, settings).await
 }
 
-/// Like [`connect`], over connections opened by `connector`.
+/// Like [`connect`], over connections opened by `connector`: any closure (or [`Connector`])
+/// returning a future of an `io::Result` of a futures-io stream (TLS, a Unix socket, a proxy
+/// tunnel, an in-memory pipe). It is called once per connection attempt, so a reconnect opens a
+/// fresh stream. No socket options are set: call [`configure_tcp`] in the connector for a TCP
+/// stream.
+///
+/// ```
+/// # #[cfg(unix)]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bytes::Bytes;
+/// use smol::net::unix::{UnixListener, UnixStream};
+/// use tether_smol::{Config, Server};
+///
+/// # smol::block_on(async {
+/// # let dir = std::env::temp_dir().join(format!("tether-smol-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("tether.sock");
+/// let server = Server::from_listener(UnixListener::bind(&path)?, Config::default())?;
+/// let connector = move || UnixStream::connect(path.clone());
+/// let client = tether_smol::connect_with(connector, Config::default()).await?;
+/// client.send(Bytes::from_static(b"over a unix socket")).await?;
+/// let session = server.accept().await.unwrap();
+/// assert_eq!(session.recv().await.unwrap().payload, "over a unix socket");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) })
+/// # }
+/// # #[cfg(not(unix))]
+/// # fn main() {}
+/// ```
 pub async fn connect_with<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
 where
     C: Connector<Stream: AsyncStream>,
@@ -72,7 +100,26 @@ where
 
 /// Starts a client session without waiting for the first handshake: messages sent before it are
 /// queued and delivered once connected. Fails only on an invalid config (or if no seed was given
-/// and the OS random generator fails).
+/// and the OS random generator fails). A first connection that fails ends the session
+/// ([`End::Lost`](crate::End::Lost) with reason `ConnectFailed`, the queued messages handed back)
+/// unless [`Config::first_connect`](crate::Config::first_connect) is `Retry`.
+///
+/// ```
+/// # fn main() -> Result<(), tether_smol::Error> {
+/// use bytes::Bytes;
+/// use smol::net::TcpStream;
+/// use tether_smol::{Config, Server};
+///
+/// # smol::block_on(async {
+/// let server = Server::bind("127.0.0.1:0", Config::default()).await?;
+/// let addr = server.local_addr().unwrap();
+/// let client = tether_smol::start(move || TcpStream::connect(addr), Config::default())?;
+/// client.send(Bytes::from_static(b"queued")).await?; // taken before any connection is up
+/// let session = server.accept().await.unwrap();
+/// assert_eq!(session.recv().await.unwrap().payload, "queued");
+/// # Ok(()) })
+/// # }
+/// ```
 pub fn start<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
 where
     C: Connector<Stream: AsyncStream>,
