@@ -1065,9 +1065,20 @@ impl Shared {
             if let Some(s) = inner.core.session_mut(key) {
                 let _ = s.close(now);
             }
+            let manual = self.manual_ack;
             if let Some(slot) = inner.slot(key) {
                 slot.close_requested = true;
+                let unread = slot.inbox.len() + b.msgs.len();
                 slot.span.in_scope(|| tracing::info!("close requested"));
+                if manual && unread > 0 {
+                    slot.span.in_scope(|| {
+                        tracing::warn!(
+                            unread,
+                            "close waits for the application to take and ack the peer's \
+                             messages (manual acks), at most close_timeout"
+                        )
+                    });
+                }
             }
             kick = inner.kick();
         }
