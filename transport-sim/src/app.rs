@@ -186,33 +186,11 @@ impl App {
 
     /// Sends from the outbox until backpressure or refusal. Returns whether anything was sent.
     pub fn feed(&mut self, session: &mut Session, now: Instant) -> bool {
-        let mut moved = false;
         while self.later.front().is_some_and(|(at, _)| *at <= now) {
             let (_, p) = self.later.pop_front().expect("checked");
             self.outbox.push_back(p);
         }
-        while let Some(p) = self.outbox.pop_front() {
-            // Keep a copy only of a message `send` will accept: a refused one comes back in the
-            // error. (`send` is still called: the session sees the same calls either way.)
-            let kept = session.can_send(p.len()).then(|| p.clone());
-            match session.send(now, p) {
-                Ok(seq) => {
-                    moved = true;
-                    let p = kept.expect("send accepted a message can_send refused");
-                    self.sent.push((seq, p));
-                }
-                Err(SendError::Backpressure(p)) => {
-                    self.backpressure += 1;
-                    self.outbox.push_front(p);
-                    break;
-                }
-                Err(e) => {
-                    self.outbox.push_front(e.into_payload());
-                    break;
-                }
-            }
-        }
-        moved
+        send_queued(&mut self.outbox, &mut self.sent, &mut self.backpressure, session, now)
     }
 
     /// Whether this side's part of the exchange is finished (all sent, all expected received).
@@ -279,6 +257,42 @@ impl App {
         }
         t
     }
+}
+
+/// Sends `outbox` from the front until the session refuses a message, which stays at the front;
+/// accepted messages go to `sent` with their sequence numbers, and each refusal for backpressure
+/// counts in `backpressure`. Returns whether anything was sent. Shared by this application model
+/// and the pair harness's ([`crate::harness::App`]).
+pub fn send_queued(
+    outbox: &mut VecDeque<Bytes>,
+    sent: &mut Vec<(u64, Bytes)>,
+    backpressure: &mut u64,
+    session: &mut Session,
+    now: Instant,
+) -> bool {
+    let mut moved = false;
+    while let Some(p) = outbox.pop_front() {
+        // Keep a copy only of a message `send` will accept: a refused one comes back in the
+        // error. (`send` is still called: the session sees the same calls either way.)
+        let kept = session.can_send(p.len()).then(|| p.clone());
+        match session.send(now, p) {
+            Ok(seq) => {
+                moved = true;
+                let p = kept.expect("send accepted a message can_send refused");
+                sent.push((seq, p));
+            }
+            Err(SendError::Backpressure(p)) => {
+                *backpressure += 1;
+                outbox.push_front(p);
+                break;
+            }
+            Err(e) => {
+                outbox.push_front(e.into_payload());
+                break;
+            }
+        }
+    }
+    moved
 }
 
 /// A short name of an event for messages.

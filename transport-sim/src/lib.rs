@@ -10,13 +10,15 @@
 //! - [`link`]: per-direction stream link elements; [`datagram`]: datagram link elements;
 //! - [`node`]: tether client and server nodes; [`naive`]: the write-and-forget baseline;
 //! - [`check`]: the invariant checker; [`scenario`]: incident scenarios and random mixes;
-//! - [`sweep`]: running many seeds and summarising them.
+//! - [`sweep`]: running many seeds and summarising them;
+//! - [`harness`]: the step-by-step pair harness the core's tests and the fuzz targets drive.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod check;
 pub mod datagram;
+pub mod harness;
 pub mod link;
 pub mod naive;
 pub mod node;
