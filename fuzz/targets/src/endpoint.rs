@@ -15,9 +15,9 @@ use bytes::BytesMut;
 use tether_core::wire::{Frame, Hello, HelloKind, Positions, PROTOCOL_VERSION};
 use tether_core::{ConnId, Duration};
 
+use tether_sim::harness::{self, check_direction, Net};
+
 use crate::gen::{self, Anchors, ConfigChoice, Ident, Wire};
-use crate::model::{self, check_direction};
-use crate::net::Net;
 
 /// The fuzz input.
 #[derive(Arbitrary, Debug)]
@@ -89,7 +89,7 @@ pub fn run(input: &Input) {
     config.max_sessions = config.max_sessions.max(honest as u32);
     // Honest clients wait out hostile connections that hold every handshake slot.
     config.first_connect = tether_core::FirstConnect::Retry;
-    let mut net = Net::new(config.clone(), honest, input.seed);
+    let mut net = crate::net(config.clone(), honest, input.seed);
     net.latency = Duration::from_millis(2);
     let connected =
         net.run_until(Duration::from_secs(2), |n| n.clients.iter().all(|c| c.app.connected));
@@ -224,7 +224,7 @@ fn step(net: &mut Net, op: &Op, honest: usize) {
             for _ in 0..(*n % 16) {
                 let k = app.sent.len() + app.outbox.len();
                 if k < MAX_MESSAGES {
-                    app.outbox.push_back(model::payload(
+                    app.outbox.push_back(harness::payload(
                         &format!("h{i}-{k}"),
                         usize::from(*size) % (max + 1),
                     ));
@@ -238,7 +238,7 @@ fn step(net: &mut Net, op: &Op, honest: usize) {
                 for _ in 0..(*n % 16) {
                     let k = app.sent.len() + app.outbox.len();
                     if k < MAX_MESSAGES {
-                        app.outbox.push_back(model::payload(
+                        app.outbox.push_back(harness::payload(
                             &format!("s{i}-{k}"),
                             usize::from(*size) % (max + 1),
                         ));

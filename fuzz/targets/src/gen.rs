@@ -4,7 +4,7 @@
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use tether_core::wire::{tests_support, Frame, Hello, HelloKind, Positions, Welcome};
-use tether_core::{AckMode, Config, Duration, FirstConnect, Reason};
+use tether_core::{AckMode, Config, FirstConnect, Reason};
 
 /// Largest payload a generated frame or message carries: big enough to cross window and batch
 /// limits of the small configurations below, small enough to keep executions fast.
@@ -64,17 +64,9 @@ impl ConfigChoice {
 /// resolve in little virtual time.
 pub fn test_timers() -> Config {
     Config {
-        heartbeat_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(500),
-        ack_timeout: Duration::from_millis(1_000),
-        handshake_timeout: Duration::from_millis(500),
-        session_timeout: Duration::from_secs(10),
-        close_timeout: Duration::from_secs(5),
-        reconnect_backoff_initial: Duration::from_millis(20),
-        reconnect_backoff_max: Duration::from_millis(400),
         // Faults hit the first connection as much as any other: clients ride them out.
         first_connect: FirstConnect::Retry,
-        ..Config::default()
+        ..tether_sim::harness::test_config()
     }
 }
 

@@ -17,10 +17,22 @@ use std::sync::OnceLock;
 pub mod endpoint;
 pub mod frame_decode;
 pub mod gen;
-pub mod model;
-pub mod net;
 pub mod pair;
 pub mod session;
+
+use tether_core::Config;
+use tether_sim::harness::Net;
+
+/// The world of the `pair` and `endpoint` targets: the pair harness the core's tests use
+/// (`tether_sim::harness`), with `clients` client sessions running `config`. Every message goes
+/// through an application's outbox, so each event is also checked against what was sent; events
+/// are not kept (nothing reads them, and copying them costs executions).
+pub fn net(config: Config, clients: usize, seed: u64) -> Net {
+    let mut net = Net::new(config, clients, seed);
+    net.apps_send_all = true;
+    net.record_events = false;
+    net
+}
 
 /// A target's entry point: raw fuzzer bytes in, a panic on any property violation.
 pub type Entry = fn(&[u8]);

@@ -15,9 +15,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use tether_core::{AckMode, Config, Duration};
 
+use tether_sim::harness::{self, check_direction, Net};
+
 use crate::gen::test_timers;
-use crate::model::{self, check_direction};
-use crate::net::Net;
 
 /// The fuzz input.
 #[derive(Arbitrary, Debug)]
@@ -101,7 +101,7 @@ pub fn run(input: &Input) {
         config.max_unconfirmed_bytes = u64::from(w.max(2) * 4096);
     }
     let clients = if input.two_clients { 2 } else { 1 };
-    let mut net = Net::new(config.clone(), clients, input.seed);
+    let mut net = crate::net(config.clone(), clients, input.seed);
     // A clean close is promised only if the run had no restart or abort, its partitions add up to
     // well under the session timeout, and no close (asked for by either side) had to run through
     // a fault: close_timeout bounds a close, faults can legitimately outlast it.
@@ -193,8 +193,10 @@ fn step(net: &mut Net, op: &Op, clients: usize, partitioned: &mut Duration) -> K
             for _ in 0..(*n % 32) {
                 let k = app.sent.len() + app.outbox.len();
                 if k < MAX_MESSAGES {
-                    app.outbox
-                        .push_back(model::payload(&format!("c{i}-{k}"), usize::from(*size) % 4097));
+                    app.outbox.push_back(harness::payload(
+                        &format!("c{i}-{k}"),
+                        usize::from(*size) % 4097,
+                    ));
                 }
             }
         }
@@ -204,7 +206,7 @@ fn step(net: &mut Net, op: &Op, clients: usize, partitioned: &mut Duration) -> K
                 for _ in 0..(*n % 32) {
                     let k = app.sent.len() + app.outbox.len();
                     if k < MAX_MESSAGES {
-                        app.outbox.push_back(model::payload(
+                        app.outbox.push_back(harness::payload(
                             &format!("s{i}-{k}"),
                             usize::from(*size) % 4097,
                         ));
@@ -218,15 +220,15 @@ fn step(net: &mut Net, op: &Op, clients: usize, partitioned: &mut Duration) -> K
             return Kind::Fault;
         }
         Op::Blackhole(k) => {
-            net.blackhole(c(k), false);
+            net.blackhole(c(k));
             return Kind::Fault;
         }
         Op::BlackholeToServer(k) => {
-            net.blackhole(c(k), true);
+            net.blackhole_to_server(c(k));
             return Kind::Fault;
         }
         Op::Corrupt(k, at, mask) => {
-            net.corrupt(c(k), *at, *mask);
+            net.corrupt_at(c(k), *at, *mask);
             return Kind::Fault;
         }
         Op::HalfOpen(k) => {
@@ -234,7 +236,7 @@ fn step(net: &mut Net, op: &Op, clients: usize, partitioned: &mut Duration) -> K
             return Kind::Fault;
         }
         Op::LoseSuffix(k, keep) => {
-            net.lose_suffix_then_reset(c(k), *keep);
+            net.lose_suffix_keeping(c(k), usize::from(*keep));
             return Kind::Fault;
         }
         Op::Partition(tens) => {

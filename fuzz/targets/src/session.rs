@@ -5,7 +5,7 @@
 //!
 //! Properties, checked after every step:
 //! - it never panics, and stays within its configured limits;
-//! - its events are consistent ([`App::record`]): messages in order without gap or duplicate,
+//! - its events are consistent ([`App::record`], the pair harness's application model): messages in order without gap or duplicate,
 //!   `Confirmed` strictly increasing and never beyond what was sent, `Connected` once then
 //!   alternating `Disconnected`/`Resumed`, nothing after `Closed`/`Lost`, `Lost` handing back
 //!   exactly the unconfirmed suffix, `Closed` only with everything confirmed;
@@ -24,8 +24,9 @@ use bytes::{Bytes, BytesMut};
 use tether_core::wire::{Decoder, Frame, Positions, Welcome, PROTOCOL_VERSION};
 use tether_core::{AckMode, Config, ConnId, Duration, Event, Instant, Reason, Session, Transmit};
 
+use tether_sim::harness::{payload, App, Side};
+
 use crate::gen::{self, Anchors, ConfigChoice, Wire};
-use crate::model::{self, App};
 
 /// The fuzz input.
 #[derive(Arbitrary, Debug)]
@@ -210,7 +211,7 @@ impl Harness {
                 let size = usize::from(*len) % (self.config.max_message_size as usize + 1);
                 for _ in 0..(*n % 16) {
                     let k = self.app.sent.len() + self.app.outbox.len();
-                    self.app.outbox.push_back(model::payload(&format!("m{k}"), size));
+                    self.app.outbox.push_back(payload(&format!("m{k}"), size));
                 }
                 self.app.feed(&mut self.s, now);
                 self.app.outbox.clear();
@@ -279,7 +280,7 @@ impl Harness {
                 let seq = self.s.stats().messages_received;
                 let ack = self.oracle.wrote_high.max(self.app.confirmed_count() as u64);
                 let run: Vec<Bytes> = (seq..seq + 1 + u64::from(*n % 4))
-                    .map(|s| model::payload(&format!("s{s}"), size))
+                    .map(|s| payload(&format!("s{s}"), size))
                     .collect();
                 self.input_frame(Frame::data(seq, ack, &run));
             }
@@ -407,10 +408,14 @@ impl Harness {
         }
         while let Some(e) = self.s.poll_event() {
             self.check_event(&e);
-            self.app.record("session", &e);
-            if let (AckMode::Manual, Event::Messages(d)) = (self.config.ack_mode, &e) {
+            let manual = match (self.config.ack_mode, &e) {
+                (AckMode::Manual, Event::Messages(d)) => Some(d.clone()),
+                _ => None,
+            };
+            self.app.record(Side::Client(0), e, false, true);
+            if let Some(d) = manual {
                 // Ack some deliveries' messages one by one, some in one go, some not yet.
-                for (seq, _) in d.clone() {
+                for (seq, _) in d {
                     if (self.app.delivered.len() + seq as usize) % 3 != 1 {
                         self.s.ack(seq).expect("ack of a delivered message");
                     }
