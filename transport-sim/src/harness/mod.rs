@@ -331,14 +331,14 @@ impl Net {
     /// Writes raw bytes to the server on client `i`'s connection, as if the client sent them.
     pub fn inject_to_server(&mut self, i: usize, bytes: Bytes) {
         if let Some(conn) = self.current(i) {
-            let at = self.now + self.latency;
-            self.in_flight.push_back(InFlight {
-                at,
-                conn,
-                to_server: true,
-                chunk: Chunk::Bytes(bytes),
-            });
+            self.send_chunk(conn, true, Chunk::Bytes(bytes));
         }
+    }
+
+    /// Puts `chunk` in flight on `conn`, arriving after the latency.
+    fn send_chunk(&mut self, conn: ConnId, to_server: bool, chunk: Chunk) {
+        let at = self.now + self.latency;
+        self.in_flight.push_back(InFlight { at, conn, to_server, chunk });
     }
 
     /// Opens an extra connection to the server that nobody writes to or reads from (not a client
@@ -431,13 +431,7 @@ impl Net {
     /// Bytes from a hostile connection, arriving after the latency.
     pub fn hostile_write(&mut self, conn: ConnId, bytes: Bytes) {
         if self.links.get(&conn).is_some_and(|l| l.client_open) && !bytes.is_empty() {
-            let at = self.now + self.latency;
-            self.in_flight.push_back(InFlight {
-                at,
-                conn,
-                to_server: true,
-                chunk: Chunk::Bytes(bytes),
-            });
+            self.send_chunk(conn, true, Chunk::Bytes(bytes));
         }
     }
 
@@ -445,8 +439,7 @@ impl Net {
     pub fn hostile_close(&mut self, conn: ConnId) {
         if let Some(l) = self.links.get_mut(&conn).filter(|l| l.client_open) {
             l.client_open = false;
-            let at = self.now + self.latency;
-            self.in_flight.push_back(InFlight { at, conn, to_server: true, chunk: Chunk::Fin });
+            self.send_chunk(conn, true, Chunk::Fin);
         }
     }
 
@@ -799,23 +792,19 @@ impl Net {
             }
             return;
         }
-        let at = self.now + self.latency;
         if !bytes.is_empty() {
             if self.split_reads && bytes.len() > 1 {
                 let mut rest = bytes;
                 while !rest.is_empty() {
                     let n = 1 + (self.rand() as usize) % rest.len();
-                    let chunk = Chunk::Bytes(rest.split_to(n));
-                    self.in_flight.push_back(InFlight { at, conn, to_server: from_client, chunk });
+                    self.send_chunk(conn, from_client, Chunk::Bytes(rest.split_to(n)));
                 }
             } else {
-                let chunk = Chunk::Bytes(bytes);
-                self.in_flight.push_back(InFlight { at, conn, to_server: from_client, chunk });
+                self.send_chunk(conn, from_client, Chunk::Bytes(bytes));
             }
         }
         if close {
-            let chunk = Chunk::Fin;
-            self.in_flight.push_back(InFlight { at, conn, to_server: from_client, chunk });
+            self.send_chunk(conn, from_client, Chunk::Fin);
         }
     }
 
