@@ -28,6 +28,29 @@ pub enum ReadPolicy {
     },
 }
 
+impl ReadPolicy {
+    /// How many events an application reading this way reads now (`u32::MAX` for all). `budget`
+    /// is its slow-read tick (events left in it, when the next one starts), updated here.
+    pub fn allowance(&self, budget: &mut (u32, Instant), now: Instant) -> u32 {
+        match self {
+            ReadPolicy::Eager => u32::MAX,
+            ReadPolicy::Stopped { from, until } => {
+                if now >= *from && now < *until {
+                    0
+                } else {
+                    u32::MAX
+                }
+            }
+            ReadPolicy::Slow { per_tick, interval } => {
+                if now >= budget.1 {
+                    *budget = (*per_tick, now + *interval);
+                }
+                budget.0
+            }
+        }
+    }
+}
+
 /// Which side starts the clean close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseBy {
@@ -209,22 +232,7 @@ impl App {
 
     /// How many events the application reads now (`u32::MAX` for all); updates the tick budget.
     pub fn read_allowance(&mut self, b: &Behaviour, now: Instant) -> u32 {
-        match &b.read {
-            ReadPolicy::Eager => u32::MAX,
-            ReadPolicy::Stopped { from, until } => {
-                if now >= *from && now < *until {
-                    0
-                } else {
-                    u32::MAX
-                }
-            }
-            ReadPolicy::Slow { per_tick, interval } => {
-                if now >= self.read_budget.1 {
-                    self.read_budget = (*per_tick, now + *interval);
-                }
-                self.read_budget.0
-            }
-        }
+        b.read.allowance(&mut self.read_budget, now)
     }
 
     /// When the application next wants to act on its own (read tick, manual ack, close).

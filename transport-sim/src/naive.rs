@@ -263,22 +263,7 @@ impl ServerNode for NaiveServer {
         for conn in ids {
             self.write_pending(conn, out);
         }
-        let allowance = match &self.read {
-            ReadPolicy::Eager => usize::MAX,
-            ReadPolicy::Stopped { from, until } => {
-                if now >= *from && now < *until {
-                    0
-                } else {
-                    usize::MAX
-                }
-            }
-            ReadPolicy::Slow { per_tick, interval } => {
-                if now >= self.budget.1 {
-                    self.budget = (*per_tick, now + *interval);
-                }
-                self.budget.0 as usize
-            }
-        };
+        let allowance = self.read.allowance(&mut self.budget, now) as usize;
         let n = allowance.min(self.queue.len());
         for (client, id) in self.queue.drain(..n) {
             self.received.entry(client).or_default().push(id);

@@ -357,22 +357,7 @@ impl TetherServer {
     }
 
     fn allowance(&mut self, now: Instant) -> u32 {
-        match &self.behaviour.read {
-            ReadPolicy::Eager => u32::MAX,
-            ReadPolicy::Stopped { from, until } => {
-                if now >= *from && now < *until {
-                    0
-                } else {
-                    u32::MAX
-                }
-            }
-            ReadPolicy::Slow { per_tick, interval } => {
-                if now >= self.read_budget.1 {
-                    self.read_budget = (*per_tick, now + *interval);
-                }
-                self.read_budget.0
-            }
-        }
+        self.behaviour.read.allowance(&mut self.read_budget, now)
     }
 }
 
