@@ -59,6 +59,10 @@ struct LinkConn {
     blackholed_to_server: bool,
     client_open: bool,
     server_open: bool,
+    /// With `read_in_place`: each end's read buffer for this connection (the unconsumed start
+    /// of a frame, to which the next chunk is appended).
+    server_buf: BytesMut,
+    client_buf: BytesMut,
 }
 
 #[derive(Debug)]
@@ -100,6 +104,11 @@ pub struct Net {
     pub latency: Duration,
     /// Deliver each write in random pieces, and merge queued ones.
     pub split_reads: bool,
+    /// Hand received bytes to the core in place in a per-connection read buffer
+    /// (`handle_input_buf`) instead of as owned chunks (`handle_input`).
+    pub read_in_place: bool,
+    /// Largest frame each side accepts (bounds what an in-place read buffer may keep).
+    max_frame: (u32, u32),
     /// Until then, connects fail and every connection is blackholed.
     pub partitioned_until: Option<Instant>,
     /// Server applications stop reading.
@@ -132,6 +141,7 @@ impl Net {
         seed: u64,
     ) -> Net {
         let now = Instant::from_millis(1_000);
+        let max_frame = (config.max_frame_size, server_config.max_frame_size);
         let server = Endpoint::new(server_config, key(seed, 0), now).unwrap();
         let clients = (0..clients)
             .map(|i| Client {
@@ -154,6 +164,8 @@ impl Net {
             rng: seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             latency: Duration::from_millis(5),
             split_reads: false,
+            read_in_place: false,
+            max_frame,
             partitioned_until: None,
             server_stalled: false,
             spurious_timeouts: false,
@@ -449,6 +461,17 @@ impl Net {
         }
         let now = self.now;
         match (f.chunk, f.to_server) {
+            (Chunk::Bytes(b), true) if c.server_open && self.read_in_place => {
+                c.server_buf.extend_from_slice(&b);
+                let missing = self.server.handle_input_buf(now, f.conn, &mut c.server_buf);
+                check_read_buf(&c.server_buf, missing, self.max_frame.1);
+            }
+            (Chunk::Bytes(b), false) if c.client_open && self.read_in_place => {
+                c.client_buf.extend_from_slice(&b);
+                let session = &mut self.clients[c.client].session;
+                let missing = session.handle_input_buf(now, f.conn, &mut c.client_buf);
+                check_read_buf(&c.client_buf, missing, self.max_frame.0);
+            }
             (Chunk::Bytes(b), true) if c.server_open => self.server.handle_input(now, f.conn, b),
             (Chunk::Bytes(b), false) if c.client_open => {
                 self.clients[c.client].session.handle_input(now, f.conn, b)
@@ -521,6 +544,8 @@ impl Net {
                         blackholed_to_server: false,
                         client_open: true,
                         server_open: true,
+                        server_buf: BytesMut::new(),
+                        client_buf: BytesMut::new(),
                     },
                 );
                 self.clients[i].conn = Some(conn);
@@ -799,4 +824,11 @@ pub fn check_contract(net: &Net) {
             check_direction(&format!("server -> client {i}"), s, Some(&c.app));
         }
     }
+}
+
+/// What `handle_input_buf` leaves behind: at most one incomplete frame, and `missing` says
+/// whether there is one.
+fn check_read_buf(buf: &BytesMut, missing: usize, max_frame: u32) {
+    assert!(buf.len() <= max_frame as usize + 8, "read buffer kept {} bytes", buf.len());
+    assert_eq!(missing == 0, buf.is_empty(), "missing {missing} with {} bytes kept", buf.len());
 }
