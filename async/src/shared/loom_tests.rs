@@ -98,7 +98,8 @@ fn driver_pass_waking(
     inner.begin_pass(waker);
     shared.apply_posted(&mut inner, waker, &mut Vec::new());
     if let Some(bytes) = input {
-        inner.core.handle_input(now, CONN, bytes);
+        let mut buf = BytesMut::from(&bytes[..]);
+        inner.core.handle_input_buf(now, CONN, &mut buf);
     }
     inner.drain_transmits(now, &mut scratch, |t, b| {
         out.push((t, b.split().freeze()));
