@@ -6,11 +6,14 @@
 //! slices, and a frame cut by the end of a read stays where it is, so that the next read of that
 //! connection appends to it and the frame is never copied to be joined (CORE_NEEDS #4). A tail
 //! is a view of the buffer it was read into, ending where the shared buffer's free room begins,
-//! so the connection's next read goes into that room: nothing moves. Only three cases copy a
-//! tail, each at most once per frame:
+//! so the connection's next read goes into that room: nothing moves. Under a steady stream each
+//! buffer's room ends inside a frame; every buffer keeps [`RESERVE`] bytes back after its room
+//! and offers that connection exactly the bytes its frame lacks from it, so frames up to that
+//! size (64 KiB messages) are completed in place too. Only three cases copy a tail, each at most
+//! once per frame:
 //!
-//! - its frame does not fit the room left in the buffer: the tail moves to the front of a fresh
-//!   (or reused) buffer;
+//! - its frame does not fit the room and reserve left (a frame larger than the reserve): the
+//!   tail moves to the front of a fresh (or reused) buffer;
 //! - another connection read since (the tail no longer ends where the room begins): the tail
 //!   moves to a buffer of its own, sized for the rest of its frame but never by more than
 //!   [`OWN_ROOM`] at a time, and that connection reads into it until its frame is whole;

@@ -43,7 +43,8 @@ pub struct Handoff {
     pub conn: ConnId,
     /// The shard that owns the session.
     pub shard: u32,
-    /// Everything the connection sent so far, in order.
+    /// Everything the connection sent so far, in order: its `Hello` and what followed it,
+    /// including what the adapter's read buffer held (`handle_input_buf` empties it).
     pub bytes: Vec<Bytes>,
 }
 
@@ -51,8 +52,10 @@ pub struct Handoff {
 ///
 /// It owns every server-side [`Session`]. Connections are identified by a [`ConnId`] the adapter
 /// chooses. The driving contract is [`Session`]'s, with connection ids: report connections with
-/// [`handle_connected`](Self::handle_connected), bytes with [`handle_input`](Self::handle_input),
-/// their end with [`handle_disconnected`](Self::handle_disconnected); then drain
+/// [`handle_connected`](Self::handle_connected), bytes with
+/// [`handle_input_buf`](Self::handle_input_buf) (decoded in place in the adapter's per-connection
+/// read buffer: the zero-copy way) or [`handle_input`](Self::handle_input) (owned chunks), their
+/// end with [`handle_disconnected`](Self::handle_disconnected); then drain
 /// [`poll_transmit`](Self::poll_transmit) (each result names its connection) and
 /// [`poll_event`](Self::poll_event) (each event names its session; a session's first event is
 /// [`Event::Connected`]), and re-arm the timer from [`poll_timeout`](Self::poll_timeout). Use

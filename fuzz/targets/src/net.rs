@@ -32,6 +32,36 @@ struct Link {
     blackholed_to_server: bool,
     client_open: bool,
     server_open: bool,
+    /// Read buffers when this connection is read in place (odd connection ids): the start of a
+    /// frame not yet whole, which the next chunk is appended to.
+    server_buf: BytesMut,
+    client_buf: BytesMut,
+}
+
+impl Link {
+    fn new(owner: Owner) -> Link {
+        Link {
+            owner,
+            blackholed: false,
+            blackholed_to_server: false,
+            client_open: true,
+            server_open: true,
+            server_buf: BytesMut::new(),
+            client_buf: BytesMut::new(),
+        }
+    }
+}
+
+/// Connections with odd ids are read in place (`handle_input_buf`, one buffer per end), the
+/// others as owned chunks (`handle_input`): both ways run in every input that connects twice.
+fn in_place(conn: ConnId) -> bool {
+    conn.0 % 2 == 1
+}
+
+/// What `handle_input_buf` leaves: at most one incomplete frame, and `missing` says if there is.
+fn check_read_buf(buf: &BytesMut, missing: usize, max_frame: u32) {
+    assert!(buf.len() <= max_frame as usize + 8, "read buffer kept {} bytes", buf.len());
+    assert_eq!(missing == 0, buf.is_empty(), "missing {missing} with {} bytes kept", buf.len());
 }
 
 #[derive(Debug)]
@@ -262,16 +292,7 @@ impl Net {
     pub fn hostile_connect(&mut self) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.links.insert(
-            conn,
-            Link {
-                owner: Owner::Hostile,
-                blackholed: false,
-                blackholed_to_server: false,
-                client_open: true,
-                server_open: true,
-            },
-        );
+        self.links.insert(conn, Link::new(Owner::Hostile));
         let max = u32::MAX;
         self.hostile
             .insert(conn, HostileRx { decoder: Decoder::new(max), frames: VecDeque::new() });
@@ -396,7 +417,21 @@ impl Net {
             return;
         }
         let now = self.now;
+        let max_frame = self.config.max_frame_size;
         match (f.chunk, f.to_server) {
+            (Chunk::Bytes(b), true) if l.server_open && in_place(f.conn) => {
+                l.server_buf.extend_from_slice(&b);
+                let missing = self.server.handle_input_buf(now, f.conn, &mut l.server_buf);
+                check_read_buf(&l.server_buf, missing, max_frame);
+            }
+            (Chunk::Bytes(b), false) if l.client_open && in_place(f.conn) => {
+                if let Owner::Client(i) = l.owner {
+                    l.client_buf.extend_from_slice(&b);
+                    let session = &mut self.clients[i].session;
+                    let missing = session.handle_input_buf(now, f.conn, &mut l.client_buf);
+                    check_read_buf(&l.client_buf, missing, max_frame);
+                }
+            }
             (Chunk::Bytes(b), true) if l.server_open => self.server.handle_input(now, f.conn, b),
             (Chunk::Bytes(b), false) if l.client_open => {
                 if let Owner::Client(i) = l.owner {
@@ -479,13 +514,7 @@ impl Net {
             } else {
                 let conn = ConnId(self.next_conn);
                 self.next_conn += 1;
-                let link = Link {
-                    owner: Owner::Client(i),
-                    blackholed: false,
-                    blackholed_to_server: false,
-                    client_open: true,
-                    server_open: true,
-                };
+                let link = Link::new(Owner::Client(i));
                 self.links.insert(conn, link);
                 self.clients[i].conn = Some(conn);
                 self.clients[i].session.handle_connected(now, conn);
