@@ -1,6 +1,6 @@
 //! The client: a session whose driver connects, reconnects with the core's backoff, and resumes.
 
-use tether_core::{AckMode, Config};
+use tether_core::{AckMode, Config, Reason};
 use tracing::Instrument;
 
 use crate::driver::{Driver, Source};
@@ -8,7 +8,7 @@ use crate::handle::Session;
 use crate::runtime::{Connect, Runtime};
 use crate::settings::Settings;
 use crate::shared::{Clock, Core, Shared, Slot, CLIENT_KEY};
-use crate::Error;
+use crate::{End, Error};
 
 /// Starts a client session on `runtime` over connections opened by `connect`, without waiting
 /// for the first handshake: messages sent before it are queued and delivered once connected.
@@ -41,9 +41,14 @@ pub fn start(
     Ok(Session::new(shared, CLIENT_KEY))
 }
 
-/// [`start`], then waits for the first handshake. Fails as [`start`] does, or with
-/// [`Error::Ended`] if the session ends before its first handshake (e.g. nothing answered within
-/// `session_timeout`).
+/// [`start`], then waits for the first handshake. Fails as [`start`] does, or:
+/// - with [`Error::Connect`] and the OS's reason if the first connection could not be opened
+///   (refused, unresolvable, not opened within `handshake_timeout`) and `first_connect` is
+///   [`FirstConnect::Fail`](tether_core::FirstConnect::Fail), the default;
+/// - with [`Error::Ended`] if the session ends otherwise before its first handshake: the first
+///   connection closed or timed out during the handshake, the server refused it (`ServerBusy`,
+///   `UnsupportedVersion`, ...), or, with `FirstConnect::Retry`, nothing answered within
+///   `session_timeout`.
 pub async fn connect(
     runtime: std::sync::Arc<dyn Runtime>,
     connect: Connect,
@@ -52,6 +57,16 @@ pub async fn connect(
     let session = start(runtime, connect, settings)?;
     match session.connected().await {
         Ok(()) => Ok(session),
-        Err(end) => Err(Error::Ended(end)),
+        Err(end) => Err(first_connect_error(&session, end)),
+    }
+}
+
+/// The error of a session that ended before its first handshake: the OS's reason if its last
+/// connection attempt failed and that ended it, else how it ended.
+fn first_connect_error(session: &Session, end: End) -> Error {
+    let connect_failed = matches!(end, End::Lost { reason: Reason::ConnectFailed, .. });
+    match session.take_connect_error() {
+        Some(e) if connect_failed => Error::Connect(e),
+        _ => Error::Ended(end),
     }
 }

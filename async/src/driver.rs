@@ -68,7 +68,7 @@ impl ConnIo {
 /// What happened on the I/O side since the last pass.
 enum IoEvent {
     Connected(ConnId),
-    ConnectFailed,
+    ConnectFailed(std::io::Error),
     /// Bytes were appended to the connection's tail.
     Input(ConnId),
     /// The connection ended; what it read last and the core has not seen is fed first.
@@ -141,12 +141,12 @@ impl Driver {
     fn poll_sources(&mut self, cx: &mut Context<'_>, now: Instant) {
         match &mut self.source {
             Source::Server { .. } => {}
-            Source::Client { connecting, .. } => {
+            Source::Client { connecting, timeout, .. } => {
                 if let Some((fut, give_up)) = connecting {
                     let polled = match fut.as_mut().poll(cx) {
                         Poll::Pending if *give_up <= now => Poll::Ready(Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
-                            "connect timed out",
+                            format!("connect timed out after {timeout:?} (handshake_timeout)"),
                         ))),
                         polled => polled,
                     };
@@ -159,7 +159,7 @@ impl Driver {
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "connect failed");
-                                self.io.push(IoEvent::ConnectFailed);
+                                self.io.push(IoEvent::ConnectFailed(e));
                             }
                         }
                     }
@@ -487,7 +487,8 @@ fn feed(
     for event in io.drain(..) {
         match event {
             IoEvent::Connected(id) => inner.core.handle_connected(now, id),
-            IoEvent::ConnectFailed => {
+            IoEvent::ConnectFailed(e) => {
+                inner.connect_error = Some(e);
                 if let Core::Client(s) = &mut inner.core {
                     s.handle_connect_failed(now);
                 }

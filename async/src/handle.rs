@@ -21,7 +21,23 @@ use crate::Error;
 /// [`send_many`](Self::send_many) and [`recv_many`](Self::recv_many) move batches under one lock:
 /// use them for many small messages.
 /// [`Session`] also implements `futures` [`Stream`](futures_core::Stream) (of [`Message`]) and
-/// [`Sink<Bytes>`](futures_sink::Sink).
+/// [`Sink<Bytes>`](futures_sink::Sink), for code written against the `futures` traits:
+///
+/// ```no_run
+/// # async fn demo(mut session: tether_async::Session) -> Result<(), tether_async::Error> {
+/// use bytes::Bytes;
+/// use futures_util::{stream, SinkExt, StreamExt};
+///
+/// // Sink: forward a stream of payloads (waiting on backpressure), then close cleanly;
+/// // `SinkExt::close` fails with `Error::Ended` if anything was lost.
+/// let mut payloads = stream::iter(["a", "b", "c"]).map(|s| Ok(Bytes::from(s)));
+/// session.send_all(&mut payloads).await?;
+/// SinkExt::close(&mut session).await?;
+/// // Stream: the peer's messages, up to the end of the session.
+/// let sizes: Vec<usize> = session.map(|m| m.payload.len()).collect().await;
+/// # let _ = sizes;
+/// # Ok(()) }
+/// ```
 ///
 /// Receiving acknowledges: a message is confirmed to the peer when the application takes it with
 /// `recv` (or, with `AckMode::Manual`, when it calls [`ack`](Self::ack)), not when it reaches this
@@ -29,6 +45,10 @@ use crate::Error;
 /// hands them out one by one without locking the session; the session's driver acknowledges the
 /// ones taken on its next pass.) An application that stops receiving therefore slows the peer's sender down through
 /// backpressure; nothing piles up unbounded.
+///
+/// The examples on this page leave out the `use` lines of this layer's types (`End`,
+/// `SendError`, `LinkEvent`, ...): import them from your binding (`tether_tokio::End`,
+/// `tether_smol::End`), which re-exports them.
 ///
 /// **Dropping**: when the last handle to a session is dropped before the session ended, the session
 /// is *aborted*: the peer's application sees `Lost` with reason `ApplicationAbort`, and messages not
@@ -118,6 +138,24 @@ impl Session {
     /// Fails (handing the message back) if it is larger than the peer accepts, or the session is
     /// closing or has ended. Cancel-safe: if the future is dropped before it completes, the message
     /// was not sent.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
+    /// use bytes::Bytes;
+    /// # use tether_async::SendError;
+    ///
+    /// let seq = session.send(Bytes::from_static(b"hello")).await?; // 0, 1, 2, ...
+    /// let large = Bytes::from(vec![0; 64 << 20]);
+    /// match session.send(large).await {
+    ///     Ok(_) => {}
+    ///     Err(SendError::TooLarge { payload, max }) => {
+    ///         eprintln!("{} bytes is above {max}: split it", payload.len());
+    ///     }
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # let _ = seq;
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&self, payload: Bytes) -> Result<u64, SendError> {
         let mut payload = Some(payload);
         let mut wait = self.wait();
@@ -133,6 +171,18 @@ impl Session {
     /// On return `queue` holds exactly the messages not sent: empty on success; on an error, the
     /// refused message is in the error and the ones after it are still queued. Cancel-safe in
     /// the same sense: if the future is dropped, the messages still in `queue` were not sent.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
+    /// use std::collections::VecDeque;
+    /// use bytes::Bytes;
+    ///
+    /// let mut queue: VecDeque<Bytes> = (0..1000u32).map(|i| Bytes::from(i.to_string())).collect();
+    /// let last = session.send_many(&mut queue).await?;
+    /// assert!(queue.is_empty());
+    /// # let _ = last;
+    /// # Ok(()) }
+    /// ```
     pub async fn send_many(&self, queue: &mut VecDeque<Bytes>) -> Result<Option<u64>, SendError> {
         let mut last = None;
         let mut wait = self.wait();
@@ -143,6 +193,20 @@ impl Session {
 
     /// Sends `payload` if the session takes it now; [`SendError::Backpressure`] hands it back
     /// when the unconfirmed buffer is full.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
+    /// use bytes::Bytes;
+    /// # use tether_async::SendError;
+    ///
+    /// // A sample that may be skipped when the peer falls behind (from a non-async context, say).
+    /// match session.try_send(Bytes::from_static(b"sample")) {
+    ///     Ok(_seq) => {}
+    ///     Err(SendError::Backpressure(_skipped)) => {} // the next sample will do
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn try_send(&self, payload: Bytes) -> Result<u64, SendError> {
         match self.shared.poll_send(self.key, None, &mut Some(payload)) {
             Poll::Ready(r) => r,
@@ -163,6 +227,17 @@ impl Session {
 
     /// The next message from the peer, in order; `None` once the session has ended and every
     /// message received before the end was taken. Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// while let Some(message) = session.recv().await {
+    ///     println!("#{}: {} bytes", message.seq, message.payload.len());
+    /// }
+    /// // The session has ended: `ended()` says how.
+    /// let end = session.ended().await;
+    /// # let _ = end;
+    /// # }
+    /// ```
     pub async fn recv(&self) -> Option<Message> {
         let mut wait = self.wait();
         poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_recv(self.key, &self.batch, Some(w)))).await
@@ -172,6 +247,17 @@ impl Session {
     /// order, and returns how many. Returns 0 once the session has ended and every message was
     /// taken (or if `limit` is 0). Acknowledges the whole batch at once (unless acks are manual):
     /// the way to receive many small messages fast. Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// let mut batch = Vec::with_capacity(256);
+    /// while session.recv_many(&mut batch, 256).await > 0 {
+    ///     for message in batch.drain(..) {
+    ///         let _ = message.payload; // process
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn recv_many(&self, out: &mut Vec<Message>, limit: usize) -> usize {
         let mut wait = self.wait();
         let batch = &self.batch;
@@ -184,7 +270,17 @@ impl Session {
         self.shared.poll_recv(self.key, &self.batch, Some((cx, self.who)))
     }
 
-    /// The next message if one is waiting.
+    /// The next message if one is waiting (acknowledged as [`recv`](Self::recv)'s are); `None`
+    /// if none is, or the session has ended.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tether_async::Session) {
+    /// // Once per frame of a game loop, say: take what has arrived, never wait.
+    /// while let Some(message) = session.try_recv() {
+    ///     let _ = message.payload; // apply
+    /// }
+    /// # }
+    /// ```
     pub fn try_recv(&self) -> Option<Message> {
         match self.shared.poll_recv(self.key, &self.batch, None) {
             Poll::Ready(m) => m,
@@ -194,7 +290,21 @@ impl Session {
 
     /// With `AckMode::Manual` in the config: acknowledges every received message up to and
     /// including `seq` (after the application has durably processed them). Only acknowledged
-    /// messages are confirmed to the peer.
+    /// messages are confirmed to the peer. Acks are cumulative: acknowledging a message
+    /// acknowledges every one before it. Fails with [`AckError::NotManual`] without
+    /// `AckMode::Manual`, and with [`AckError::NotDelivered`] for a message not received yet;
+    /// after the end there is nothing to acknowledge, and it succeeds.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) -> Result<(), tether_async::Error> {
+    /// # fn store(_: &[u8]) -> std::io::Result<()> { Ok(()) }
+    /// // The session was started with `Config { ack_mode: AckMode::Manual, .. }`.
+    /// while let Some(message) = session.recv().await {
+    ///     store(&message.payload).expect("stored durably");
+    ///     session.ack(message.seq)?; // only now is the message confirmed to the sender
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn ack(&self, seq: u64) -> Result<(), AckError> {
         self.shared.ack(self.key, seq)
     }
@@ -203,20 +313,66 @@ impl Session {
     /// directions was delivered and acknowledged, otherwise [`End::Lost`] with the unconfirmed
     /// messages (e.g. after `close_timeout`). No new sends are accepted once it started.
     ///
-    /// The peer's remaining messages still arrive through [`recv`](Self::recv) and must be taken
-    /// for the close to complete: keep receiving in another task (or clone) while closing.
+    /// The peer's messages that the application has not taken yet, and those still arriving, do
+    /// not hold the close up: the close takes them into this handle (they count as delivered,
+    /// and are acknowledged), and [`recv`](Self::recv) returns them, in order, after `close`
+    /// returned, then `None`. Up to one receive window of them is held so; beyond it the close
+    /// waits for `recv` to take some. With [`AckMode::Manual`](tether_core::AckMode::Manual) only
+    /// the application's acks confirm messages, so the close waits for them (up to
+    /// `close_timeout`): ack what was received, or abort.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// # use tether_async::End;
+    /// match session.close().await {
+    ///     End::Closed => {
+    ///         while let Some(m) = session.recv().await {
+    ///             let _ = m; // the peer's last messages, delivered before the close completed
+    ///         }
+    ///     }
+    ///     End::Lost { reason, unconfirmed } => {
+    ///         eprintln!("{} messages may not have arrived ({reason})", unconfirmed.len());
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn close(&self) -> End {
         let mut wait = self.wait();
-        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_close(self.key, w))).await
+        poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_close(self.key, &self.batch, w))).await
     }
 
     /// Ends the session at once. The end is [`End::Lost`] (reason `ApplicationAbort`) with every
     /// unconfirmed message; the peer learns of it if a connection is up.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// # use tether_async::End;
+    /// session.abort();
+    /// if let End::Lost { reason, unconfirmed } = session.ended().await {
+    ///     // `ApplicationAbort`, unless the session had ended otherwise before.
+    ///     eprintln!("{reason}: {} messages were never confirmed", unconfirmed.len());
+    /// }
+    /// # }
+    /// ```
     pub fn abort(&self) {
         self.shared.abort(self.key);
     }
 
-    /// Waits until the session has ended (however it ended) and returns how.
+    /// Waits until the session has ended (however it ended) and returns how; at once if it has.
+    /// Every clone waiting gets the same answer.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session, next: tether_async::Session) -> Result<(), tether_async::Error> {
+    /// # use tether_async::End;
+    /// if let End::Lost { reason, unconfirmed } = session.ended().await {
+    ///     eprintln!("session lost: {reason}");
+    ///     // Unconfirmed is not "not arrived": resend on a new session, idempotently.
+    ///     for message in unconfirmed {
+    ///         next.send(message.payload).await?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn ended(&self) -> End {
         let mut wait = self.wait();
         poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_end(self.key, w))).await
@@ -225,22 +381,59 @@ impl Session {
     /// The next change of transport connection ([`LinkEvent::Disconnected`] /
     /// [`LinkEvent::Resumed`]); `None` once the session ended. Up to 64 are kept; older ones are
     /// dropped if nobody takes them.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: tether_async::Session) {
+    /// # use tether_async::LinkEvent;
+    /// while let Some(event) = session.next_link_event().await {
+    ///     match event {
+    ///         LinkEvent::Disconnected { reason } => eprintln!("link down ({reason}), resuming"),
+    ///         LinkEvent::Resumed => eprintln!("link up again"),
+    ///         _ => {} // more kinds may come
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub async fn next_link_event(&self) -> Option<LinkEvent> {
         let mut wait = self.wait();
         poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_link(self.key, w))).await
     }
 
-    /// Counters and estimates: rtt, bytes, replays, reconnects, unconfirmed messages.
+    /// Counters and estimates: rtt, bytes, replays, reconnects, unconfirmed messages. A snapshot;
+    /// after the end, the session's last counters.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tether_async::Session) {
+    /// let stats = session.stats();
+    /// if let Some(rtt) = stats.rtt {
+    ///     println!("rtt {rtt:?}, {} unconfirmed", stats.unconfirmed_messages);
+    /// }
+    /// println!("{} reconnects, {} messages replayed", stats.reconnects, stats.replayed_messages);
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         self.shared.stats(self.key)
     }
 
     /// Connected, detached (reconnecting) or ended.
+    ///
+    /// ```no_run
+    /// # fn demo(session: tether_async::Session) {
+    /// # use tether_async::SessionState;
+    /// let healthy = session.state() == SessionState::Connected; // for a health check, say
+    /// # let _ = healthy;
+    /// # }
+    /// ```
     pub fn state(&self) -> SessionState {
         self.shared.state(self.key)
     }
 
     /// Client side: waits until the first handshake completed.
+    /// Why the latest connection attempt failed, as the OS said (taken: asked once).
+    pub(crate) fn take_connect_error(&self) -> Option<std::io::Error> {
+        self.shared.lock().connect_error.take()
+    }
+
     pub(crate) async fn connected(&self) -> Result<(), End> {
         let mut wait = self.wait();
         poll_fn(|cx| wait.poll(cx, |w| self.shared.poll_connected(self.key, w))).await
@@ -327,7 +520,7 @@ impl futures_sink::Sink<Bytes> for Session {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        match this.shared.poll_close(this.key, (cx, this.who)) {
+        match this.shared.poll_close(this.key, &this.batch, (cx, this.who)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(End::Closed) => Poll::Ready(Ok(())),
             Poll::Ready(end) => Poll::Ready(Err(Error::Ended(end))),

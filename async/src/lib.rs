@@ -20,6 +20,7 @@
 //! ([`Settings::seeded`]) replays exactly.
 
 mod acceptor;
+mod address;
 pub mod client;
 mod driver;
 mod handle;
@@ -35,6 +36,7 @@ mod sync;
 mod test_runtime;
 mod write_queue;
 
+pub use address::Address;
 pub use handle::Session;
 pub use runtime::{
     connect_from, Accept, Accepting, ByteStream, Connect, Connecting, Connector, Runtime, Task,
@@ -45,14 +47,42 @@ pub use settings::Settings;
 pub use shared::{End, LinkEvent, Message};
 pub use socket::configure_tcp;
 pub use tether_core::{
-    AckError, AckMode, Config, ConfigError, Duration, Reason, SendError, SessionId, SessionState,
-    Stats, UnconfirmedMessage,
+    AckError, AckMode, Config, ConfigError, Duration, FirstConnect, Reason, SendError, SessionId,
+    SessionState, Stats, UnconfirmedMessage,
 };
 
 /// Errors of the async layer's API, one type for every fallible call so that `?` composes:
 /// `SendError`, `AckError`, `ConfigError` and `End` convert into it. Misuse and set-up failures
 /// (`Config`, `Io`, `NoRuntime`, `Ack`) come before any I/O on a session; `Send` and `Ended` are
 /// about one session. More variants may come.
+///
+/// ```
+/// use bytes::Bytes;
+/// # use tether_async::{End, Error, Reason, SendError, Session};
+///
+/// // `?` takes every error of the API into this one.
+/// async fn finish(session: &Session, last: Bytes) -> Result<(), Error> {
+///     session.send(last).await?; // a `SendError`
+///     match session.close().await {
+///         End::Closed => Ok(()),
+///         lost => Err(lost.into()), // an `End`
+///     }
+/// }
+///
+/// fn describe(error: &Error) -> String {
+///     match error {
+///         Error::Connect(io) => format!("server unreachable: {io}"),
+///         Error::Send(SendError::TooLarge { max, .. }) => format!("split it: {max} bytes at most"),
+///         Error::Ended(End::Lost { reason, unconfirmed }) => {
+///             format!("lost ({reason}), {} messages unconfirmed", unconfirmed.len())
+///         }
+///         other => other.to_string(),
+///     }
+/// }
+///
+/// let lost = End::Lost { reason: Reason::SessionTimeout, unconfirmed: Vec::new() };
+/// assert_eq!(describe(&lost.into()), "lost (SessionTimeout (50)), 0 messages unconfirmed");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -62,6 +92,10 @@ pub enum Error {
     /// An I/O error while setting up (binding, the OS random generator).
     #[error("I/O error while setting up: {0}")]
     Io(#[source] std::io::Error),
+    /// The first connection could not be opened (refused, unresolvable, timed out): check the
+    /// address and that the server runs, or set `Config::first_connect` to `Retry` to wait for it.
+    #[error("could not connect: {0}")]
+    Connect(#[source] std::io::Error),
     /// Called outside the runtime the binding runs sessions on: call it from within one.
     #[error("no {0} runtime here: call this from within one (e.g. inside a task of it)")]
     NoRuntime(&'static str),

@@ -89,6 +89,33 @@ pub type Connect = Box<dyn FnMut() -> Connecting + Send>;
 /// Implemented for every `FnMut() -> impl Future<Output = io::Result<S>>`; a binding accepts the
 /// connectors whose `Stream` is one of its runtime's streams (`AsyncRead + AsyncWrite` in its
 /// terms: TCP, TLS, a Unix socket, a simulated network, an in-memory pipe, ...).
+///
+/// A connector keeps state across attempts; here it fails over between servers, each attempt
+/// trying the next one:
+///
+/// ```no_run
+/// use std::future::Future;
+/// use std::io;
+/// # use tether_async::Connector;
+///
+/// fn round_robin<S, F>(
+///     addrs: Vec<String>,
+///     open: impl Fn(String) -> F + Send + 'static,
+/// ) -> impl Connector<Stream = S>
+/// where
+///     S: Send + 'static,
+///     F: Future<Output = io::Result<S>> + Send + 'static,
+/// {
+///     let mut attempt = 0;
+///     move || {
+///         let addr = addrs[attempt % addrs.len()].clone();
+///         attempt += 1;
+///         open(addr)
+///     }
+/// }
+/// // With tether-tokio:
+/// // tether_tokio::connect_with(round_robin(addrs, tokio::net::TcpStream::connect), config)
+/// ```
 pub trait Connector: Send + 'static {
     /// The stream a successful attempt yields.
     type Stream: Send + 'static;

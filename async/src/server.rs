@@ -85,7 +85,20 @@ impl Server {
     }
 
     /// The next new session. Resumed connections never show up here. `None` once every shard's
-    /// driver has stopped.
+    /// driver has stopped. Serve each session in a task of its own, so that a slow one holds no
+    /// other up:
+    ///
+    /// ```no_run
+    /// # async fn demo(server: tether_async::Server) {
+    /// while let Some(session) = server.accept().await {
+    ///     tokio::spawn(async move { // with smol: `smol::spawn(..).detach()`
+    ///         while let Some(m) = session.recv().await {
+    ///             let _ = session.send(m.payload).await; // echo
+    ///         }
+    ///     });
+    /// }
+    /// # }
+    /// ```
     pub async fn accept(&self) -> Option<Session> {
         let mut wait = AcceptWait { server: self, who: new_waiter(), waiting: false };
         std::future::poll_fn(|cx| {
@@ -132,7 +145,17 @@ impl Server {
     }
 
     /// Sessions the server holds (attached or detached), and connections it knows of, summed
-    /// over its shards.
+    /// over its shards: a snapshot, for metrics and health checks.
+    ///
+    /// ```no_run
+    /// # fn demo(server: &tether_async::Server) {
+    /// let counts = server.counts();
+    /// println!(
+    ///     "{} sessions ({} detached), {} handshakes in flight",
+    ///     counts.sessions, counts.detached, counts.handshakes
+    /// );
+    /// # }
+    /// ```
     pub fn counts(&self) -> ServerCounts {
         let mut counts = ServerCounts::default();
         for shard in &self.shards.all {

@@ -20,7 +20,18 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `config` with its randomness drawn from `seed` instead of the OS.
+    /// `config` with its randomness drawn from `seed` instead of the OS: for tests and
+    /// simulations only (see above).
+    ///
+    /// ```
+    /// # use tether_async::{Config, Settings};
+    /// // e.g. `tether_tokio::connect_with(connector, Settings::seeded(config, 2))` in turmoil
+    /// let settings = Settings::seeded(Config::default(), 2);
+    /// assert_eq!(settings.seed, Some(2));
+    /// // Where no seed is wanted, pass the `Config` itself: it converts.
+    /// let settings = Settings::from(Config::default());
+    /// assert_eq!(settings.seed, None);
+    /// ```
     pub fn seeded(config: Config, seed: u64) -> Settings {
         Settings { config, seed: Some(seed) }
     }

@@ -41,7 +41,17 @@ pub struct Message {
     pub payload: Bytes,
 }
 
-/// How a session ended.
+/// How a session ended: what [`close`](crate::Session::close) and
+/// [`ended`](crate::Session::ended) return.
+///
+/// ```no_run
+/// # async fn demo(session: tether_async::Session) {
+/// let end = session.close().await;
+/// if !end.is_closed() {
+///     eprintln!("{end}"); // e.g. "session lost (CloseTimeout (49)); 3 messages unconfirmed"
+/// }
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
     /// Clean close: every message of both directions was delivered and acknowledged.
@@ -395,6 +405,9 @@ pub(crate) struct Inner {
     pub(crate) taken_acked: Option<u64>,
     /// Connections handed to this shard by another (a server of several shards).
     pub(crate) incoming: Vec<Incoming>,
+    /// Why the client's latest connection attempt failed, in the OS's words: what `connect`
+    /// reports when that failure ended the session (`FirstConnect::Fail`).
+    pub(crate) connect_error: Option<std::io::Error>,
 }
 
 /// A connection handed to a server shard, with the bytes it sent so far.
@@ -459,6 +472,11 @@ impl Clock {
 pub(crate) struct Kick(Option<Waker>);
 
 impl Kick {
+    /// This kick, or `other` if this one wakes nobody.
+    fn or(self, other: Kick) -> Kick {
+        Kick(self.0.or(other.0))
+    }
+
     pub(crate) fn wake(self) {
         if let Some(w) = self.0 {
             w.wake();
@@ -521,6 +539,16 @@ impl Inner {
         } else {
             Kick(None)
         }
+    }
+
+    /// A close under way: moves `key`'s unread messages into `batch` while it holds less than one
+    /// receive window; the last sequence number moved, to acknowledge.
+    fn drain_for_close(&mut self, key: SessionId, batch: &mut Inbox) -> Option<u64> {
+        let config = self.core.config();
+        let max_len = config.receive_window_messages as usize;
+        let max_bytes = usize::try_from(config.receive_window_bytes).unwrap_or(usize::MAX);
+        let slot = self.slots.get_mut(&key)?;
+        batch.move_from(&mut slot.inbox, max_len, max_bytes)
     }
 
     /// Nothing to take: `None` once the session has ended (or the driver stopped), otherwise
@@ -781,6 +809,7 @@ impl Shared {
                 driver_done: false,
                 taken_acked: None,
                 incoming: Vec::new(),
+                connect_error: None,
             }),
             clock,
             manual_ack,
@@ -1022,10 +1051,23 @@ impl Shared {
     }
 
     /// Starts a clean close (once), then waits for the end.
-    pub(crate) fn poll_close(&self, key: SessionId, cx: (&mut Context<'_>, Waiter)) -> Poll<End> {
+    ///
+    /// Unless acks are manual, the peer's messages the application has not taken are moved into
+    /// the handles' `batch` and acknowledged: they are the application's now, and `recv` returns
+    /// them after the close. So a close never waits for a `recv` nobody makes. At most one receive
+    /// window (messages and bytes) waits in the batch this way; beyond it the close waits for the
+    /// application to take some, and `cx` is woken when more messages arrive.
+    pub(crate) fn poll_close(
+        &self,
+        key: SessionId,
+        batch: &Mutex<Batch>,
+        (cx, who): (&mut Context<'_>, Waiter),
+    ) -> Poll<End> {
+        let mut b = lock(batch);
         let mut inner = self.lock();
         let now = inner.advance(self.clock.now());
         let requested = inner.slot(key).is_some_and(|s| s.close_requested);
+        let mut kick = Kick(None);
         if !requested && inner.end_of(key).is_none() {
             if let Some(s) = inner.core.session_mut(key) {
                 let _ = s.close(now);
@@ -1034,12 +1076,21 @@ impl Shared {
                 slot.close_requested = true;
                 slot.span.in_scope(|| tracing::info!("close requested"));
             }
-            let kick = inner.kick();
-            drop(inner);
-            kick.wake();
-            inner = self.lock();
+            kick = inner.kick();
         }
-        Self::poll_end_locked(&mut inner, key, cx)
+        if inner.end_of(key).is_none() && !self.manual_ack {
+            if let Some(last) = inner.drain_for_close(key, &mut b.msgs) {
+                kick = kick.or(inner.ack_taken(key, last));
+            }
+            if let Some(slot) = inner.slot(key) {
+                slot.recv_wakers.register(who, cx.waker());
+            }
+        }
+        let polled = Self::poll_end_locked(&mut inner, key, (cx, who));
+        drop(inner);
+        drop(b);
+        kick.wake();
+        polled
     }
 
     /// Waits for the session's end.

@@ -14,6 +14,18 @@ use tether_core::Config;
 /// 1 s; Linux, Android, Fuchsia). tether's own idle and ack-progress timeouts fire first; these
 /// only make the kernel give up on a dead connection's buffers in bounded time too. Failures are
 /// logged and ignored: an option the OS refuses is not a reason to drop the connection.
+///
+/// ```
+/// use socket2::SockRef;
+/// use tether_async::Config;
+///
+/// # fn main() -> std::io::Result<()> {
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// tether_async::configure_tcp(SockRef::from(&stream), &Config::default());
+/// assert!(stream.nodelay()?);
+/// # Ok(()) }
+/// ```
 pub fn configure_tcp(sock: SockRef<'_>, config: &Config) {
     if let Err(e) = sock.set_tcp_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY refused");

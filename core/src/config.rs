@@ -5,19 +5,52 @@ use crate::time::Duration;
 /// When the receiver confirms a message to its sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AckMode {
-    /// A message is acknowledged as soon as it is handed to the application by `poll_event`.
+    /// A message is acknowledged as soon as it is delivered to the application (returned by
+    /// `poll_event` in the core, taken with `recv` in the adapters).
     #[default]
     OnDelivery,
-    /// A message is acknowledged only when the application calls `Session::ack` for it (or a later
-    /// message), e.g. after it has durably processed it. Only acked messages are confirmed to the peer.
+    /// A message is acknowledged only when the application calls `ack` with its sequence number
+    /// or a later one (on the session, in the core and in the adapters alike), e.g. after it has
+    /// durably processed it. Only acked messages are confirmed to the peer.
     Manual,
+}
+
+/// What a client does when its first connection fails, before any handshake has completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FirstConnect {
+    /// The session ends at once as lost, with nothing lost but what the application queued (handed
+    /// back as unconfirmed): [`Reason::ConnectFailed`](crate::Reason::ConnectFailed) when the
+    /// connection could not be opened, else the reason the first connection ended before its
+    /// handshake completed (`TransportLost`, `HandshakeTimeout`, `ServerBusy`, ...). A wrong
+    /// address or a server that is down is reported at once, not after `session_timeout`. (The
+    /// adapters' `connect` then fails with `Error::Connect`, the OS's reason, or `Error::Ended`;
+    /// a session from their `start` ends as `Lost`.)
+    #[default]
+    Fail,
+    /// Retry with the reconnect backoff, like a reconnect, until a handshake completes or
+    /// `session_timeout` has passed since the session started: for a client started before its
+    /// server, or one that must ride out the server's restart.
+    Retry,
 }
 
 /// Everything a session or endpoint can be tuned with.
 ///
 /// Build it with [`Config::default`] and struct update syntax, then [`Config::validate`] it (every
-/// constructor taking a `Config` validates it again). Both peers may use different configs; each
-/// side's limits protect that side.
+/// constructor taking a `Config` validates it again, as do the adapters' `connect`, `start` and
+/// `bind`). Both peers may use different configs; each side's limits protect that side.
+///
+/// "Server" below is the core's [`Endpoint`](crate::Endpoint), or an adapter's `Server`.
+///
+/// ```
+/// # use tether_core::{AckMode, Config, ConfigError, Duration};
+/// let config = Config {
+///     ack_mode: AckMode::Manual,
+///     session_timeout: Duration::from_secs(300), // ride out a five-minute outage
+///     ..Config::default()
+/// };
+/// config.validate()?;
+/// # Ok::<(), ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Largest application message accepted by `send`, in bytes (default 1 MiB).
@@ -25,10 +58,12 @@ pub struct Config {
     /// Largest frame the decoder accepts before buffering it, in bytes (default: message size + 64).
     /// Larger declared lengths end the connection with `FrameTooLarge` before anything is buffered.
     pub max_frame_size: u32,
-    /// Most messages sent and not yet confirmed (including those not yet written); `send` reports
-    /// backpressure beyond it (default 4096).
+    /// Most messages sent and not yet confirmed (including those not yet written): beyond it
+    /// sending meets backpressure (the core's `send` and the adapters' `try_send` refuse, the
+    /// adapters' `send` waits) (default 4096).
     pub max_unconfirmed_messages: u32,
-    /// Most payload bytes sent and not yet confirmed; `send` reports backpressure beyond it (default 8 MiB).
+    /// Most payload bytes sent and not yet confirmed; beyond it sending meets backpressure, as for
+    /// `max_unconfirmed_messages` (default 8 MiB).
     pub max_unconfirmed_bytes: u64,
     /// Receive window in messages: how many received messages may be held unacknowledged, waiting
     /// for the application or (in [`AckMode::Manual`]) taken by it and not yet acked (default 4096).
@@ -50,26 +85,36 @@ pub struct Config {
     /// The connection is declared dead when the oldest message written on it sees no ack progress
     /// for this long (default 10 s): the application-level `TCP_USER_TIMEOUT`.
     pub ack_timeout: Duration,
-    /// A connection must complete its handshake within this long (default 5 s).
+    /// A connection must complete its handshake within this long (default 5 s). The adapters also
+    /// give up opening a connection after this long.
     pub handshake_timeout: Duration,
     /// A detached session is given up after this long without a connection (default 60 s).
     pub session_timeout: Duration,
     /// A close (requested here or by the peer) that has not completed after this long ends the
-    /// session: `Closed` if our side had already answered `CloseAck`, else `Lost` (default 30 s).
+    /// session: `Closed` if this side had already confirmed the peer's close (answered its
+    /// `Close` with a `CloseAck`), else `Lost` (default 30 s).
     pub close_timeout: Duration,
-    /// First reconnect backoff ceiling; each failed attempt doubles it (default 50 ms).
+    /// Client: first reconnect backoff ceiling; each failed attempt doubles it (default 50 ms).
     pub reconnect_backoff_initial: Duration,
-    /// Largest reconnect backoff ceiling (default 5 s). Delays are drawn uniformly below the ceiling.
+    /// Client: largest reconnect backoff ceiling (default 5 s). Delays are drawn uniformly below
+    /// the ceiling.
     pub reconnect_backoff_max: Duration,
-    /// `poll_transmit` stops appending data frames once one call has appended this many bytes
-    /// (default 64 KiB); call it again for more.
+    /// Client: whether a failed first connection ends the session or is retried (default
+    /// [`FirstConnect::Fail`]). Reconnects after the first handshake always retry with backoff.
+    pub first_connect: FirstConnect,
+    /// Bytes of data frames produced per step (default 64 KiB): the core's `poll_transmit` stops
+    /// appending data frames once one call has appended this many; call it again for more (the
+    /// adapters do). A throughput knob: adapter users rarely need to change it.
     pub transmit_batch_bytes: u32,
-    /// Endpoint: most sessions held, attached, detached, or ended with events not yet polled
-    /// (default 10,000). Beyond it new sessions are refused with `ServerBusy`.
+    /// Server: most sessions held, attached or detached (in the core, also ended ones whose events
+    /// were not polled yet) (default 10,000). Beyond it new sessions are refused with
+    /// `ServerBusy`.
     pub max_sessions: u32,
-    /// Endpoint: most detached sessions held; beyond it the longest-detached one is given up (default 1,000).
+    /// Server: most detached sessions held; beyond it the longest-detached one is given up
+    /// (reason `Evicted`) (default 1,000).
     pub max_detached_sessions: u32,
-    /// Endpoint: most connections that have not finished their handshake (default 256).
+    /// Server: most connections that have not finished their handshake; beyond it new ones are
+    /// refused with `TooManyHandshakes` (default 256).
     pub max_handshakes: u32,
 }
 
@@ -94,6 +139,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(30),
             reconnect_backoff_initial: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(5),
+            first_connect: FirstConnect::Fail,
             transmit_batch_bytes: 64 * 1024,
             max_sessions: 10_000,
             max_detached_sessions: 1_000,

@@ -1,12 +1,16 @@
 //! Errors returned by the session API. Misuse is reported here, at the call; the loss of a session
-//! or a peer's protocol violation is reported through events, because it happens later.
+//! or a peer's protocol violation is reported later, when it happens (through events in the core,
+//! the session's `End` in the adapters).
 
 use bytes::Bytes;
 
-/// Why `send` did not take a message. Every variant hands the message back.
+/// Why `send` (or the adapters' `try_send`) did not take a message. Every variant hands the
+/// message back ([`into_payload`](SendError::into_payload)).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The unconfirmed buffer is full; retry after a `Confirmed` event.
+    /// The unconfirmed buffer is full: retry once confirmations have made room (after a
+    /// `Confirmed` event in the core). The adapters' `send` waits for room instead; their
+    /// `try_send` reports this.
     #[error("send buffer full: wait for confirmations and retry")]
     Backpressure(Bytes),
     /// The message exceeds `max_message_size`; it can never be sent.
@@ -40,10 +44,12 @@ impl SendError {
 /// Why `ack` was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AckError {
-    /// The session acknowledges on delivery; manual acks are not used.
+    /// The session acknowledges on delivery ([`AckMode::OnDelivery`](crate::AckMode::OnDelivery)):
+    /// `ack` needs [`AckMode::Manual`](crate::AckMode::Manual).
     #[error("ack() needs AckMode::Manual")]
     NotManual,
-    /// The message has not been delivered by `poll_event` yet.
+    /// The message has not been delivered yet: not returned by `poll_event` (core), not received
+    /// yet (adapters).
     #[error("message {seq} was not delivered yet (next to deliver: {delivered})")]
     NotDelivered {
         /// The sequence number passed to `ack`.

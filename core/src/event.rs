@@ -73,6 +73,12 @@ impl Delivery {
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+
+    /// Bytes the messages not yet taken occupy: their payloads plus at most
+    /// [`MAX_LENGTH_PREFIX`](crate::wire::MAX_LENGTH_PREFIX) bytes each of length prefix.
+    pub fn wire_len(&self) -> usize {
+        self.run.len()
+    }
 }
 
 impl Iterator for Delivery {
@@ -98,7 +104,9 @@ impl Iterator for Delivery {
 
 impl ExactSizeIterator for Delivery {}
 
-/// A message handed back by [`Event::Lost`].
+/// A message this side sent that the peer never confirmed, handed back when the session is lost
+/// ([`Event::Lost`] in the core, `End::Lost` in the adapters). It may still have arrived: resend
+/// idempotently.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnconfirmedMessage {
     /// The sequence number it was sent with.
@@ -132,8 +140,10 @@ pub struct Stats {
     pub unconfirmed_messages: u64,
     /// Payload bytes sent and not yet confirmed.
     pub unconfirmed_bytes: u64,
-    /// Received messages waiting for the application to take them.
+    /// Received messages waiting in the core to be delivered (by `poll_event`). The adapters
+    /// take them into the session's inbox on every pass of their driver, so there this counts only
+    /// what arrived since, not the messages waiting for `recv`.
     pub buffered_receive_messages: u64,
-    /// Payload bytes of received messages waiting for the application.
+    /// Payload bytes of the messages counted by `buffered_receive_messages`.
     pub buffered_receive_bytes: u64,
 }

@@ -32,7 +32,7 @@ mod shard;
 mod time;
 pub mod wire;
 
-pub use config::{AckMode, Config, ConfigError, MAX_WINDOW_BYTES};
+pub use config::{AckMode, Config, ConfigError, FirstConnect, MAX_WINDOW_BYTES};
 pub use endpoint::{Endpoint, Handoff};
 pub use error::{AckError, CloseError, SendError};
 pub use event::{Delivery, Event, Stats, UnconfirmedMessage};

@@ -5,6 +5,9 @@
 /// Codes 1-15 refuse a handshake, 16-31 are protocol violations by the peer, 32-47 end one
 /// connection (the session stays resumable), 48-63 end a whole session. The numeric values are part
 /// of the wire format (docs/PROTOCOL.md); unknown values read from the wire become [`Reason::Unknown`].
+///
+/// The core reports it in its events (`Disconnected`, `Lost`); the adapters in `End::Lost` and
+/// `LinkEvent::Disconnected`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Reason {
@@ -50,7 +53,8 @@ pub enum Reason {
     AckTimeout = 34,
     /// The transport reported end of stream or an error.
     TransportLost = 35,
-    /// The application aborted the session.
+    /// The application aborted the session. The adapters report it too when the last handle to a
+    /// session is dropped before it ended, or the runtime running it shut down.
     ApplicationAbort = 48,
     /// A requested close did not complete within `close_timeout`.
     CloseTimeout = 49,
@@ -58,6 +62,10 @@ pub enum Reason {
     SessionTimeout = 50,
     /// The server gave the detached session up to stay within `max_detached_sessions`.
     Evicted = 51,
+    /// The client's first connection could not be opened (refused, unresolvable, timed out) and
+    /// `Config::first_connect` is `Fail`. Local: never sent. (The adapters' `connect` fails with
+    /// `Error::Connect` and the OS's reason instead; a session from their `start` ends with it.)
+    ConnectFailed = 52,
     /// A code this version does not know.
     Unknown = 255,
 }
@@ -92,7 +100,7 @@ impl Reason {
             CloseTimeout,
             SessionTimeout,
             Evicted,
-            Unknown,
+            ConnectFailed,
             Unknown,
         ];
         ALL.into_iter().find(|r| *r as u8 == code).unwrap_or(Unknown)

@@ -5,7 +5,9 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions};
-use tether_core::{Config, ConnId, Duration, Endpoint, Event, Instant, Reason, Session, Transmit};
+use tether_core::{
+    Config, ConnId, Duration, Endpoint, Event, FirstConnect, Instant, Reason, Session, Transmit,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -154,12 +156,120 @@ fn handshake_timeout_closes_silent_connections() {
     assert_eq!((ep.handshake_count(), ep.connection_count()), (0, 0));
 }
 
+/// `test_config` for a client that retries its first connection.
+fn retrying() -> Config {
+    Config { first_connect: FirstConnect::Retry, ..test_config() }
+}
+
+/// A client that queued `queued` messages and was told to connect.
+fn connecting_client(config: Config, queued: usize) -> Session {
+    let mut s = Session::client(config, 1, Instant::ZERO).unwrap();
+    for i in 0..queued {
+        s.send(Instant::ZERO, payload(&format!("m{i}"), 8)).unwrap();
+    }
+    assert!(s.poll_connect(Instant::ZERO));
+    s
+}
+
+/// The session's events until it has none left.
+fn events(s: &mut Session) -> Vec<Event> {
+    core::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// The reason and the payloads handed back, if `events` ends the session as lost.
+fn lost_with(events: &[Event]) -> Option<(Reason, Vec<Bytes>)> {
+    events.iter().find_map(|e| match e {
+        Event::Lost { reason, unconfirmed } => {
+            Some((*reason, unconfirmed.iter().map(|u| u.payload.clone()).collect()))
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn a_first_connect_that_fails_ends_the_session_with_connect_failed_by_default() {
+    let mut s = connecting_client(test_config(), 2);
+    let t = Instant::ZERO + Duration::from_millis(3);
+    s.handle_connect_failed(t);
+    let lost = lost_with(&events(&mut s));
+    assert_eq!(lost, Some((Reason::ConnectFailed, vec![payload("m0", 8), payload("m1", 8)])));
+    assert!(!s.poll_connect(t + Duration::from_secs(60)), "no retry");
+}
+
+#[test]
+fn a_first_connection_lost_before_its_handshake_ends_the_session_by_default() {
+    let mut s = connecting_client(test_config(), 1);
+    s.handle_connected(Instant::ZERO, ConnId(1));
+    s.handle_disconnected(Instant::ZERO, ConnId(1));
+    let lost = lost_with(&events(&mut s));
+    assert_eq!(lost.map(|l| l.0), Some(Reason::TransportLost));
+    assert!(!s.poll_connect(Instant::ZERO + Duration::from_secs(60)));
+}
+
+#[test]
+fn a_first_handshake_that_times_out_ends_the_session_by_default() {
+    let mut s = connecting_client(test_config(), 1);
+    s.handle_connected(Instant::ZERO, ConnId(1));
+    let mut buf = BytesMut::new();
+    while s.poll_transmit(Instant::ZERO, &mut buf).is_some() {}
+    let t = s.poll_timeout().unwrap();
+    s.handle_timeout(t);
+    assert_eq!(s.poll_transmit(t, &mut buf), Some(Transmit::Close(ConnId(1))));
+    let lost = lost_with(&events(&mut s));
+    assert_eq!(lost.map(|l| l.0), Some(Reason::HandshakeTimeout));
+}
+
+#[test]
+fn with_retry_a_failed_first_connect_is_retried_until_session_timeout() {
+    let config = retrying();
+    let mut s = connecting_client(config.clone(), 1);
+    let mut now = Instant::ZERO;
+    let mut attempts = 1;
+    let end = Instant::ZERO + config.session_timeout;
+    loop {
+        s.handle_connect_failed(now);
+        let Some(next) = s.poll_timeout() else { break };
+        assert!(next <= end, "no attempt is scheduled past session_timeout");
+        now = next;
+        s.handle_timeout(now);
+        if s.poll_connect(now) {
+            attempts += 1;
+        }
+        assert!(attempts < 1_000, "the backoff grows");
+    }
+    assert!(attempts > 5, "retried {attempts} times");
+    let lost = lost_with(&events(&mut s));
+    assert_eq!(lost.map(|l| l.0), Some(Reason::SessionTimeout));
+}
+
+#[test]
+fn a_full_server_ends_a_new_client_with_server_busy_by_default() {
+    let config = Config { max_sessions: 2, ..test_config() };
+    let mut net = Net::new(config, 3, 5);
+    net.run_for(Duration::from_secs(1));
+    let busy = |n: &Net| {
+        n.clients.iter().filter(|c| c.app.lost().map(|l| *l.0) == Some(Reason::ServerBusy)).count()
+    };
+    assert_eq!((busy(&net), net.server.session_count()), (1, 2));
+}
+
+#[test]
+fn after_the_first_handshake_a_failed_connect_is_retried_even_by_default() {
+    let mut net = Net::new(test_config(), 1, 9);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.reset(0);
+    // The server refuses connections for a while: connects fail, the client keeps trying.
+    net.partition(Duration::from_secs(2));
+    assert!(net.run_until(LIMIT, |n| n.clients[0].app.count(|e| *e == Event::Resumed) == 1));
+    assert!(!net.clients[0].app.ended());
+}
+
 #[test]
 fn client_handshake_timeout_reconnects() {
     // The server never answers: the client gives up the connection after handshake_timeout and
     // tries again with backoff.
     let now = Instant::ZERO;
-    let mut s = Session::client(test_config(), 1, now).unwrap();
+    let mut s = Session::client(retrying(), 1, now).unwrap();
     assert!(s.poll_connect(now));
     s.handle_connected(now, ConnId(1));
     let mut buf = BytesMut::new();
@@ -188,7 +298,7 @@ fn handshake_limit_refuses_beyond_max_handshakes() {
 
 #[test]
 fn session_limit_refuses_new_sessions_and_the_client_retries() {
-    let config = Config { max_sessions: 2, ..test_config() };
+    let config = Config { max_sessions: 2, ..retrying() };
     let mut net = Net::new(config, 3, 5);
     net.run_for(Duration::from_secs(1));
     assert_eq!(net.server.session_count(), 2);

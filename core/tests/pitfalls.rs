@@ -7,7 +7,8 @@ use common::raw::{welcome, Raw};
 use common::*;
 use tether_core::wire::{Decoder, Frame, Positions};
 use tether_core::{
-    AckMode, Config, Duration, Event, Instant, Reason, SendError, SessionState, Transmit,
+    AckMode, Config, Duration, Event, FirstConnect, Instant, Reason, SendError, SessionState,
+    Transmit,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -182,11 +183,16 @@ fn pitfall_peers_lie_ack_backwards() {
 
 #[test]
 fn pitfall_peers_lie_resume_position_beyond_sent() {
-    // The server claims to have received 5 messages the client never sent.
-    let mut raw = Raw::handshaking(test_config());
-    raw.feed(&[welcome(Positions { received: 5, acked: 0, max_seq: 10, max_bytes: 100 })]);
-    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidResumePosition));
-    assert_eq!(raw.s.state(), SessionState::Detached);
+    // The server claims to have received 5 messages the client never sent: the connection ends,
+    // and so does the session if it was the first connection (`FirstConnect::Fail`).
+    let lie = welcome(Positions { received: 5, acked: 0, max_seq: 10, max_bytes: 100 });
+    let retry = Config { first_connect: FirstConnect::Retry, ..test_config() };
+    for (config, state) in [(retry, SessionState::Detached), (test_config(), SessionState::Ended)] {
+        let mut raw = Raw::handshaking(config);
+        raw.feed(std::slice::from_ref(&lie));
+        assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidResumePosition));
+        assert_eq!(raw.s.state(), state);
+    }
 }
 
 #[test]

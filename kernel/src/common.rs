@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tether_tokio::Config;
+use tether_tokio::{Config, FirstConnect};
 
 /// Payload size of every workload message.
 pub const MSG_SIZE: usize = 200;
@@ -28,6 +28,9 @@ pub fn tether_config() -> Config {
         close_timeout: Duration::from_secs(15),
         reconnect_backoff_initial: Duration::from_millis(50),
         reconnect_backoff_max: Duration::from_millis(500),
+        // The faults hit first connections too (a burst into a full accept queue): clients wait
+        // them out rather than report the first refusal.
+        first_connect: FirstConnect::Retry,
         ..Config::default()
     }
 }

@@ -5,7 +5,7 @@
 //! timed fault schedule and what the run promises), then [`run_tether`] or [`run_naive`] executes
 //! it. Everything random is drawn from one [`SimRng`] seeded from the seed and the scenario name.
 
-use tether_core::{AckMode, Config, Duration, Endpoint, Instant, Session};
+use tether_core::{AckMode, Config, Duration, Endpoint, FirstConnect, Instant, Session};
 
 use crate::app::{AppPlant, Behaviour, CloseBy, ReadPolicy, Terminal};
 use crate::check::{check_run, Expect, Violation};
@@ -133,6 +133,8 @@ pub fn base_config(rng: &mut SimRng) -> Config {
         close_timeout: Duration::from_secs(10),
         reconnect_backoff_initial: ms(20),
         reconnect_backoff_max: ms(400),
+        // Faults hit the first connection as much as any other: the client rides them out.
+        first_connect: FirstConnect::Retry,
         transmit_batch_bytes: [1024, 8192, 65_536][rng.index(3)],
         max_sessions: 1000,
         max_detached_sessions: 1000,

@@ -3,7 +3,7 @@
 use std::net::ToSocketAddrs;
 
 use smol::net::TcpStream;
-use tether_async::{connect_from, Connector, Session, Settings};
+use tether_async::{connect_from, Address, Connector, Session, Settings};
 
 use crate::runtime::{boxed, current, AsyncStream};
 use crate::socket::configure_tcp;
@@ -17,19 +17,36 @@ use crate::Error;
 /// [`LinkEvent`](crate::LinkEvent) pair. `settings` is a [`Config`](crate::Config), or
 /// [`Settings`] to fix the seed.
 ///
-/// `addr` is anything [`std::net::ToSocketAddrs`] (a `SocketAddr`, `"host:port"`, `(host,
-/// port)`), resolved again on every attempt (a failover that moves a name to a new address is
-/// followed) on smol's blocking-task pool, as async-net resolves host names. (Not async-net's
-/// `AsyncToSocketAddrs`: its resolution future cannot be proven `Send` for a generic address,
-/// and each attempt runs in the background.) The driver runs on smol's global
-/// executor, on async-io's clock; this works from any thread, inside an executor or not.
+/// `addr` is anything that converts into an [`Address`] (a `SocketAddr`, `"host:port"` borrowed
+/// or owned, `(host, port)`). A host name is resolved again on every attempt (a failover that
+/// moves a name to a new address is followed) on smol's blocking-task pool, as async-net
+/// resolves host names. The driver runs on smol's global executor, on async-io's clock; this
+/// works from any thread, inside an executor or not.
 ///
-/// Fails if the config is invalid, or if the session ends before its first handshake (e.g.
-/// nothing answered within `session_timeout`).
-pub async fn connect<A>(addr: A, settings: impl Into<Settings>) -> Result<Session, Error>
-where
-    A: ToSocketAddrs + Clone + Send + Sync + 'static,
-{
+/// Fails if the config is invalid ([`Error::Config`]), if the first connection cannot be opened
+/// ([`Error::Connect`] with the OS's reason: refused, unresolvable, not opened within
+/// `handshake_timeout`), or if the session ends before its first handshake ([`Error::Ended`]:
+/// e.g. the server refused it). Set [`Config::first_connect`](crate::Config::first_connect) to
+/// [`FirstConnect::Retry`](crate::FirstConnect::Retry) to keep trying until `session_timeout`
+/// instead (a client started before its server).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tether_smol::Error> {
+/// use tether_smol::{Config, FirstConnect};
+///
+/// let host = String::from("localhost:7000");
+/// let session = tether_smol::connect(&host, Config::default()).await?;
+/// // Or wait for a server that may not be up yet:
+/// let patient = Config { first_connect: FirstConnect::Retry, ..Config::default() };
+/// let other = tether_smol::connect(("localhost", 7001), patient).await?;
+/// # let _ = (session, other);
+/// # Ok(()) }
+/// ```
+pub async fn connect(
+    addr: impl Into<Address>,
+    settings: impl Into<Settings>,
+) -> Result<Session, Error> {
+    let addr = addr.into();
     let settings = settings.into();
     let config = settings.config.clone();
     let connector = move || {
@@ -45,7 +62,35 @@ where
     connect_with(connector, settings).await
 }
 
-/// Like [`connect`], over connections opened by `connector`.
+/// Like [`connect`], over connections opened by `connector`: any closure (or [`Connector`])
+/// returning a future of an `io::Result` of a futures-io stream (TLS, a Unix socket, a proxy
+/// tunnel, an in-memory pipe). It is called once per connection attempt, so a reconnect opens a
+/// fresh stream. No socket options are set: call [`configure_tcp`] in the connector for a TCP
+/// stream.
+///
+/// ```
+/// # #[cfg(unix)]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bytes::Bytes;
+/// use smol::net::unix::{UnixListener, UnixStream};
+/// use tether_smol::{Config, Server};
+///
+/// # smol::block_on(async {
+/// # let dir = std::env::temp_dir().join(format!("tether-smol-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("tether.sock");
+/// let server = Server::from_listener(UnixListener::bind(&path)?, Config::default())?;
+/// let connector = move || UnixStream::connect(path.clone());
+/// let client = tether_smol::connect_with(connector, Config::default()).await?;
+/// client.send(Bytes::from_static(b"over a unix socket")).await?;
+/// let session = server.accept().await.unwrap();
+/// assert_eq!(session.recv().await.unwrap().payload, "over a unix socket");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) })
+/// # }
+/// # #[cfg(not(unix))]
+/// # fn main() {}
+/// ```
 pub async fn connect_with<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
 where
     C: Connector<Stream: AsyncStream>,
@@ -55,7 +100,26 @@ where
 
 /// Starts a client session without waiting for the first handshake: messages sent before it are
 /// queued and delivered once connected. Fails only on an invalid config (or if no seed was given
-/// and the OS random generator fails).
+/// and the OS random generator fails). A first connection that fails ends the session
+/// ([`End::Lost`](crate::End::Lost) with reason `ConnectFailed`, the queued messages handed back)
+/// unless [`Config::first_connect`](crate::Config::first_connect) is `Retry`.
+///
+/// ```
+/// # fn main() -> Result<(), tether_smol::Error> {
+/// use bytes::Bytes;
+/// use smol::net::TcpStream;
+/// use tether_smol::{Config, Server};
+///
+/// # smol::block_on(async {
+/// let server = Server::bind("127.0.0.1:0", Config::default()).await?;
+/// let addr = server.local_addr().unwrap();
+/// let client = tether_smol::start(move || TcpStream::connect(addr), Config::default())?;
+/// client.send(Bytes::from_static(b"queued")).await?; // taken before any connection is up
+/// let session = server.accept().await.unwrap();
+/// assert_eq!(session.recv().await.unwrap().payload, "queued");
+/// # Ok(()) })
+/// # }
+/// ```
 pub fn start<C>(connector: C, settings: impl Into<Settings>) -> Result<Session, Error>
 where
     C: Connector<Stream: AsyncStream>,

@@ -14,6 +14,46 @@ use crate::Error;
 /// A source of incoming connections for a [`Server`]: implemented for smol's [`TcpListener`] and
 /// (on Unix) `smol::net::unix::UnixListener`; implement it for anything else that accepts
 /// streams (a TLS acceptor, a test network).
+///
+/// `accept` is an `async fn` in the impl. An error from it is logged and the server pauses
+/// briefly before accepting again (e.g. out of file descriptors); to skip a connection, loop
+/// inside `accept` instead:
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use smol::net::{TcpListener, TcpStream};
+/// use tether_smol::{Config, Listener, Server};
+///
+/// /// Serves only clients on this machine.
+/// struct LocalOnly(TcpListener);
+///
+/// impl Listener for LocalOnly {
+///     type Stream = TcpStream;
+///
+///     async fn accept(&mut self) -> std::io::Result<TcpStream> {
+///         loop {
+///             let (stream, peer) = self.0.accept().await?;
+///             if peer.ip().is_loopback() {
+///                 return Ok(stream);
+///             }
+///         }
+///     }
+///
+///     fn configure(&self, stream: &TcpStream, config: &Config) {
+///         tether_smol::configure_tcp(stream, config); // as `Server::bind` does
+///     }
+/// }
+///
+/// # smol::block_on(async {
+/// let listener = TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let server = Server::from_listener(LocalOnly(listener), Config::default())?;
+/// let client = tether_smol::connect(addr, Config::default()).await?;
+/// let session = server.accept().await.unwrap();
+/// # let _ = (client, session);
+/// # Ok(()) })
+/// # }
+/// ```
 pub trait Listener: Send + 'static {
     /// The accepted streams.
     type Stream: AsyncStream;
@@ -56,6 +96,35 @@ impl Server {
     /// Binds a TCP listener on `addr`. Accepted connections get `TCP_NODELAY`, keepalive and
     /// `TCP_USER_TIMEOUT`. `settings` is a [`Config`], or [`Settings`] to fix the seed. Fails on
     /// an invalid config or if the address cannot be bound.
+    ///
+    /// The server's tasks run on smol's global executor; take its sessions with
+    /// [`accept`](tether_async::Server::accept), typically each in a task of its own:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tether_smol::Error> {
+    /// use bytes::Bytes;
+    /// use tether_smol::{Config, Server};
+    ///
+    /// # smol::block_on(async {
+    /// let server = Server::bind("127.0.0.1:0", Config::default()).await?; // port 0: any free one
+    /// let addr = server.local_addr().unwrap();
+    /// smol::spawn(async move {
+    ///     while let Some(session) = server.accept().await {
+    ///         smol::spawn(async move {
+    ///             while let Some(m) = session.recv().await {
+    ///                 let _ = session.send(m.payload).await; // echo
+    ///             }
+    ///         })
+    ///         .detach();
+    ///     }
+    /// })
+    /// .detach();
+    /// let client = tether_smol::connect(addr, Config::default()).await?;
+    /// client.send(Bytes::from_static(b"ping")).await?;
+    /// assert_eq!(client.recv().await.unwrap().payload, "ping");
+    /// # Ok(()) })
+    /// # }
+    /// ```
     pub async fn bind<A: AsyncToSocketAddrs>(
         addr: A,
         settings: impl Into<Settings>,
@@ -70,7 +139,28 @@ impl Server {
     /// A server accepting from any [`Listener`] (a TCP or Unix listener, a TLS acceptor, a test
     /// network); each accepted stream goes through [`Listener::configure`] first. Fails on an
     /// invalid config. Like the client, it runs on smol's global executor and can be started
-    /// from any thread.
+    /// from any thread. [`local_addr`](tether_async::Server::local_addr) is `None` for such a
+    /// server: ask the listener before handing it over.
+    ///
+    /// A listener set up outside (here by `std`; it could be inherited, e.g. from systemd):
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use smol::net::TcpListener;
+    /// use tether_smol::{Config, Server};
+    ///
+    /// # smol::block_on(async {
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = std_listener.local_addr()?;
+    /// let server = Server::from_listener(TcpListener::try_from(std_listener)?, Config::default())?;
+    /// let client = tether_smol::connect(addr, Config::default()).await?;
+    /// let session = server.accept().await.unwrap();
+    /// # let _ = (client, session);
+    /// # Ok(()) })
+    /// # }
+    /// ```
+    ///
+    /// For a listener of your own (TLS, filtering, a test network), see [`Listener`].
     pub fn from_listener<L: Listener>(
         listener: L,
         settings: impl Into<Settings>,

@@ -125,7 +125,7 @@ pub use runtime::AsyncStream;
 pub use server::{Listener, Server};
 pub use socket::configure_tcp;
 pub use tether_async::{
-    AckError, AckMode, Config, ConfigError, Connector, Duration, End, Error, LinkEvent, Message,
-    Reason, SendError, ServerCounts, Session, SessionId, SessionState, Settings, Stats,
-    UnconfirmedMessage,
+    AckError, AckMode, Address, Config, ConfigError, Connector, Duration, End, Error, FirstConnect,
+    LinkEvent, Message, Reason, SendError, ServerCounts, Session, SessionId, SessionState,
+    Settings, Stats, UnconfirmedMessage,
 };

@@ -6,6 +6,33 @@ use tokio::net::TcpStream;
 
 /// Sets `TCP_NODELAY`, keepalive and (where the OS has it) `TCP_USER_TIMEOUT` on `stream`, with
 /// the values [`tether_async::configure_tcp`] documents. Failures are logged and ignored.
+///
+/// [`connect`](crate::connect) and [`Server::bind`](crate::Server::bind) call it on every
+/// connection; call it yourself in a connector of your own over TCP (or in
+/// [`Listener::configure`](crate::Listener::configure)):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tether_tokio::Error> {
+/// use tether_tokio::{Config, Server};
+/// use tokio::net::TcpStream;
+///
+/// # let server = Server::bind("127.0.0.1:0", Config::default()).await?;
+/// # let addr = server.local_addr().unwrap();
+/// let config = Config::default();
+/// let options = config.clone();
+/// let connector = move || {
+///     let options = options.clone();
+///     async move {
+///         let stream = TcpStream::connect(addr).await?;
+///         tether_tokio::configure_tcp(&stream, &options);
+///         Ok(stream) // a proxy's handshake, say, could follow here
+///     }
+/// };
+/// let session = tether_tokio::connect_with(connector, config).await?;
+/// # let _ = session;
+/// # Ok(()) }
+/// ```
 pub fn configure_tcp(stream: &TcpStream, config: &Config) {
     tether_async::configure_tcp(SockRef::from(stream), config);
 }

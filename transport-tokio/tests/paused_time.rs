@@ -15,8 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::payload;
 use tether_tokio::{
-    connect_with, Config, End, LinkEvent, Listener, Reason, Server, SessionState, Settings,
-    UnconfirmedMessage,
+    connect_with, Config, End, FirstConnect, LinkEvent, Listener, Reason, Server, SessionState,
+    Settings, UnconfirmedMessage,
 };
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
@@ -303,7 +303,7 @@ async fn a_quiet_session_lives_ten_virtual_minutes_on_heartbeats() {
 /// virtual seconds) after it started, handing back every message queued meanwhile, in order.
 #[tokio::test(start_paused = true)]
 async fn a_client_that_never_connects_ends_at_session_timeout_of_virtual_time() {
-    let cfg = config();
+    let cfg = Config { first_connect: FirstConnect::Retry, ..config() };
     let (net, connector) = Net::new();
     let start = Instant::now();
     *net.refuse_until.lock().unwrap() = Some(start + Duration::from_secs(3600));
@@ -321,4 +321,22 @@ async fn a_client_that_never_connects_ends_at_session_timeout_of_virtual_time() 
         "ended after {after:?}"
     );
     assert!(net.attempts.lock().unwrap().len() >= 20, "retried throughout");
+}
+
+/// A first connection that never opens (a black-holed SYN) fails after `handshake_timeout` of
+/// virtual time with `TimedOut`, not after `session_timeout`.
+#[tokio::test(start_paused = true)]
+async fn a_first_connect_that_never_opens_times_out_after_handshake_timeout() {
+    let cfg = config();
+    let start = Instant::now();
+    let connector = || std::future::pending::<io::Result<DuplexStream>>();
+    let err = connect_with(connector, Settings::seeded(cfg.clone(), 6)).await.unwrap_err();
+    let tether_tokio::Error::Connect(io) = &err else { panic!("{err:?}") };
+    assert_eq!(io.kind(), io::ErrorKind::TimedOut, "{io}");
+    assert!(err.to_string().contains("timed out after 5s"), "{err}");
+    let after = start.elapsed();
+    assert!(
+        (cfg.handshake_timeout..=cfg.handshake_timeout + Duration::from_millis(1)).contains(&after),
+        "gave up after {after:?} of virtual time"
+    );
 }

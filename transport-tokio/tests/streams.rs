@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{assert_all, config, quiet_config, run_side, within};
-use tether_tokio::{connect_with, End, Listener, Server};
+use tether_tokio::{connect_with, Config, End, FirstConnect, Listener, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -324,7 +324,7 @@ async fn aborting_a_client_with_a_full_write_buffer_drops_its_connection() {
 /// seeded from the OS, not from a constant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_connects_are_retried_on_the_backoff() {
-    let cfg = config();
+    let cfg = Config { first_connect: FirstConnect::Retry, ..config() };
     let failing = || {
         let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = attempts.clone();

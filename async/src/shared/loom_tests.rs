@@ -142,7 +142,8 @@ fn loom_close_racing_send() {
         let closer = shared.clone();
         let t = loom::thread::spawn(move || {
             let mut cx = Context::from_waker(Waker::noop());
-            assert!(closer.poll_close(CLIENT_KEY, (&mut cx, 0)).is_pending());
+            let batch = Mutex::new(closer.new_batch(CLIENT_KEY));
+            assert!(closer.poll_close(CLIENT_KEY, &batch, (&mut cx, 0)).is_pending());
         });
         let r = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
         t.join().unwrap();
@@ -294,6 +295,36 @@ fn loom_take_racing_a_driver_pass_is_acknowledged_or_wakes_the_driver() {
             assert_eq!(shared.lock().taken_acked, Some(2), "r2 neither acknowledged nor posted");
         }
         // The pass it asked for (or any later one) acknowledges everything taken.
+        driver_pass(&shared, None);
+        assert_eq!(shared.lock().taken_acked, Some(2));
+    });
+}
+
+/// A close draining the inbox races a `recv` of a clone sharing the batch: every message is
+/// taken exactly once, in order, and the close has acknowledged all of them.
+#[test]
+fn loom_close_draining_racing_recv_takes_each_message_once() {
+    loom::model(|| {
+        let (shared, input) = fixture_receiving();
+        driver_pass(&shared, Some(input));
+        let batch = std::sync::Arc::new(Mutex::new(shared.new_batch(CLIENT_KEY)));
+        let (closer, closer_batch) = (shared.clone(), batch.clone());
+        let t = loom::thread::spawn(move || {
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(closer.poll_close(CLIENT_KEY, &closer_batch, (&mut cx, 1)).is_pending());
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        if let std::task::Poll::Ready(Some(m)) =
+            shared.poll_recv(CLIENT_KEY, &batch, Some((&mut cx, 0)))
+        {
+            got.push(m.payload);
+        }
+        t.join().unwrap();
+        while let std::task::Poll::Ready(Some(m)) = shared.poll_recv(CLIENT_KEY, &batch, None) {
+            got.push(m.payload);
+        }
+        assert_eq!(got, [&b"r0"[..], b"r1", b"r2"]);
         driver_pass(&shared, None);
         assert_eq!(shared.lock().taken_acked, Some(2));
     });

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::backoff::Backoff;
-use crate::config::{AckMode, Config, ConfigError};
+use crate::config::{AckMode, Config, ConfigError, FirstConnect};
 use crate::error::{AckError, CloseError, SendError};
 use crate::event::{Event, Stats};
 use crate::reason::Reason;
@@ -437,10 +437,12 @@ impl Session {
     }
 
     /// Client side: the connection attempt that `poll_connect` asked for failed.
+    /// Before the first handshake, with [`FirstConnect::Fail`](crate::FirstConnect::Fail), this
+    /// ends the session as lost with [`Reason::ConnectFailed`].
     pub fn handle_connect_failed(&mut self, now: Instant) {
         self.last_now = now;
         if !self.ended && self.conn.is_none() {
-            self.reconnect_at = Some(now + self.next_backoff());
+            self.retry_or_fail(now, Reason::ConnectFailed);
         }
     }
 
@@ -577,6 +579,18 @@ impl Session {
             self.detached_since = Some(now);
         }
         if self.role == Role::Client {
+            self.retry_or_fail(now, reason);
+        }
+    }
+
+    /// Client: schedules the next connection attempt, or ends the session with `reason` when no
+    /// handshake ever completed and the config says a first connection that fails is final. A
+    /// connection `Replaced` by a newer one did not fail.
+    fn retry_or_fail(&mut self, now: Instant, reason: Reason) {
+        let first = !self.ever_established && reason != Reason::Replaced;
+        if first && self.config.first_connect == FirstConnect::Fail {
+            self.end_lost(reason, false);
+        } else {
             self.reconnect_at = Some(now + self.next_backoff());
         }
     }

@@ -87,6 +87,8 @@ pub fn run(input: &Input) {
     let honest = 1 + usize::from(input.honest % 3);
     let mut config = input.config.config();
     config.max_sessions = config.max_sessions.max(honest as u32);
+    // Honest clients wait out hostile connections that hold every handshake slot.
+    config.first_connect = tether_core::FirstConnect::Retry;
     let mut net = Net::new(config.clone(), honest, input.seed);
     net.latency = Duration::from_millis(2);
     let connected =

@@ -4,7 +4,7 @@
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use tether_core::wire::{tests_support, Frame, Hello, HelloKind, Positions, Welcome};
-use tether_core::{AckMode, Config, Duration, Reason};
+use tether_core::{AckMode, Config, Duration, FirstConnect, Reason};
 
 /// Largest payload a generated frame or message carries: big enough to cross window and batch
 /// limits of the small configurations below, small enough to keep executions fast.
@@ -47,6 +47,12 @@ impl ConfigChoice {
             max_sessions: 1 + u32::from(self.max_sessions % 16),
             max_detached_sessions: 1 + u32::from(self.max_detached % 8),
             max_handshakes: 1 + u32::from(self.max_handshakes % 8),
+            // The byte's high bit, unused by the limit above: existing corpora keep their meaning.
+            first_connect: if self.max_handshakes & 0x80 != 0 {
+                FirstConnect::Fail
+            } else {
+                FirstConnect::Retry
+            },
             ..test_timers()
         };
         debug_assert_eq!(config.validate(), Ok(()));
@@ -66,6 +72,8 @@ pub fn test_timers() -> Config {
         close_timeout: Duration::from_secs(5),
         reconnect_backoff_initial: Duration::from_millis(20),
         reconnect_backoff_max: Duration::from_millis(400),
+        // Faults hit the first connection as much as any other: clients ride them out.
+        first_connect: FirstConnect::Retry,
         ..Config::default()
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use tether_async::{AckMode, Config, End, Error, Reason, SendError, Session};
+use tether_async::{AckMode, Config, End, Error, FirstConnect, Reason, SendError, Session};
 
 use crate::support::{assert_all, config, payload, quiet_config, stream_through};
 use crate::util::{join, yield_now};
@@ -116,6 +116,32 @@ pub async fn close_reports_the_messages_the_peer_never_took<H: Harness>(h: H) {
             };
             assert_eq!(reason, Reason::CloseTimeout);
             assert_eq!(unconfirmed.len(), 1);
+        })
+        .await;
+}
+
+/// A close by an application that is not reading completes at once (not at `close_timeout`, a
+/// minute: the test's 30 s bound would fire first): the close takes the peer's messages into the
+/// handle, `recv` returns them afterwards, and both sides end `Closed`.
+pub async fn close_takes_the_messages_the_application_has_not_read<H: Harness>(h: H) {
+    h.clone()
+        .within(30, async move {
+            let cfg = Config { close_timeout: Duration::from_secs(60), ..config() };
+            let server = h.bind(cfg.clone().into()).await.unwrap();
+            let addr = server.local_addr().unwrap();
+            let client = h.connect(addr, cfg.into()).await.unwrap();
+            let s = server.accept().await.unwrap();
+            for i in 0..50 {
+                client.send(payload("c", i)).await.unwrap();
+            }
+            // Some of them are still on their way while the server closes.
+            assert_eq!(s.close().await, End::Closed);
+            let mut got = Vec::new();
+            while let Some(m) = s.recv().await {
+                got.push(m.payload);
+            }
+            assert_eq!(got, (0..50).map(|i| payload("c", i)).collect::<Vec<_>>());
+            assert_eq!(client.ended().await, End::Closed);
         })
         .await;
 }
@@ -257,11 +283,10 @@ pub async fn junk_flood_does_not_disturb_established_sessions<H: Harness>(h: H) 
                 assert!(server.counts().handshakes <= 8);
             }
             // The session table is bounded too: a third session is refused (max_sessions = 2).
-            let second = h.connect(addr, cfg.clone().into()).await.unwrap();
-            let third = h
-                .connect(addr, Config { session_timeout: Duration::from_millis(500), ..cfg }.into())
-                .await
-                .map(|_| ());
+            // Junk may still hold every handshake slot: the second client waits its turn.
+            let retry = Config { first_connect: FirstConnect::Retry, ..cfg.clone() };
+            let second = h.connect(addr, retry.into()).await.unwrap();
+            let third = h.connect(addr, cfg.into()).await.map(|_| ());
             assert!(third.is_err(), "third session accepted beyond max_sessions");
             assert_eq!(server.counts().sessions, 2);
             drop(second);
@@ -285,19 +310,55 @@ pub async fn setup_errors_say_what_went_wrong<H: Harness>(h: H) {
             let err =
                 h.connect(SocketAddr::from(([127, 0, 0, 1], 9)), bad.into()).await.unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{err:?}");
+        })
+        .await;
+}
 
-            // Nothing listens there: the client gives up after session_timeout, with nothing sent.
-            let short = Config { session_timeout: Duration::from_millis(300), ..config() };
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                l.local_addr().unwrap().port()
+/// A loopback address where nothing listens.
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The first connect fails at once with the OS's reason, not after `session_timeout` (a minute:
+/// the test's 30 s bound would fire first); a server that is not tether ends the session with what
+/// it did; `FirstConnect::Retry` keeps trying until `session_timeout`.
+pub async fn the_first_connect_fails_fast_with_the_os_reason<H: Harness>(h: H) {
+    h.clone()
+        .within(30, async move {
+            let long = Config { session_timeout: Duration::from_secs(60), ..config() };
+            let err = h.connect(closed_port(), long.clone().into()).await.unwrap_err();
+            let Error::Connect(io) = &err else { panic!("{err:?}") };
+            assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{io}");
+            assert!(err.to_string().starts_with("could not connect: "), "{err}");
+            assert!(std::error::Error::source(&err).is_some(), "the OS error is chained");
+
+            // A listener that is not a tether server: it hangs up on every connection.
+            let rude = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = rude.local_addr().unwrap();
+            std::thread::spawn(move || {
+                for conn in rude.incoming().take(1) {
+                    drop(conn);
+                }
+            });
+            match h.connect(addr, long.into()).await.unwrap_err() {
+                Error::Ended(End::Lost { reason: Reason::TransportLost, unconfirmed }) => {
+                    assert!(unconfirmed.is_empty())
+                }
+                other => panic!("{other:?}"),
+            }
+
+            // Retry: the client keeps trying until session_timeout, with nothing sent.
+            let retry = Config {
+                first_connect: FirstConnect::Retry,
+                session_timeout: Duration::from_millis(300),
+                ..config()
             };
-            let err = h
-                .connect(SocketAddr::from(([127, 0, 0, 1], port)), short.into())
-                .await
-                .unwrap_err();
+            let err = h.connect(closed_port(), retry.into()).await.unwrap_err();
             match &err {
-                Error::Ended(End::Lost { unconfirmed, .. }) => assert!(unconfirmed.is_empty()),
+                Error::Ended(End::Lost { reason: Reason::SessionTimeout, unconfirmed }) => {
+                    assert!(unconfirmed.is_empty())
+                }
                 other => panic!("{other:?}"),
             }
             assert!(err.to_string().starts_with("session lost"), "{err}");
@@ -367,7 +428,13 @@ pub async fn a_session_arriving_after_the_server_was_dropped_is_aborted_promptly
                 Err(Error::Ended(end)) => end,
                 Err(e) => panic!("{e:?}"),
             };
-            assert!(matches!(end, End::Lost { reason: Reason::ApplicationAbort, .. }), "{end:?}");
+            // The server's abort, or (first connection, `FirstConnect::Fail`) the reset of the
+            // connection it closed, if that overtakes the abort.
+            let reason = match &end {
+                End::Lost { reason, .. } => *reason,
+                End::Closed => panic!("a session nobody accepts closed"),
+            };
+            assert!(matches!(reason, Reason::ApplicationAbort | Reason::TransportLost), "{end:?}");
             let took = start.elapsed();
             assert!(took < Duration::from_millis(1500), "aborted after {took:?}");
         })
