@@ -412,7 +412,7 @@ impl Session {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.stats(self.key)
+        self.shared.stats(self.key, &self.batch)
     }
 
     /// Connected, detached (reconnecting) or ended.

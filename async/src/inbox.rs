@@ -10,12 +10,12 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use tether_core::Delivery;
 
-/// Deliveries in order, and how many messages (and bytes, as on the wire) they still hold.
+/// Deliveries in order, and how many messages and payload bytes they still hold.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     deliveries: VecDeque<Delivery>,
     len: usize,
-    bytes: usize,
+    bytes: u64,
 }
 
 impl Inbox {
@@ -23,7 +23,7 @@ impl Inbox {
     pub(crate) fn push(&mut self, delivery: Delivery) {
         if delivery.len() > 0 {
             self.len += delivery.len();
-            self.bytes += delivery.wire_len();
+            self.bytes += delivery.payload_bytes();
             self.deliveries.push_back(delivery);
         }
     }
@@ -33,18 +33,16 @@ impl Inbox {
         self.len
     }
 
-    /// Bytes held: payloads plus their length prefixes.
-    #[cfg(test)]
-    pub(crate) fn bytes(&self) -> usize {
+    /// Payload bytes held.
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// The oldest message: `(seq, payload)`.
     pub(crate) fn pop(&mut self) -> Option<(u64, Bytes)> {
         let front = self.deliveries.front_mut()?;
-        let before = front.wire_len();
         let message = front.next();
-        self.bytes -= before - front.wire_len();
+        self.bytes -= message.as_ref().map_or(0, |m| m.1.len() as u64);
         if front.len() == 0 {
             self.deliveries.pop_front();
         }
@@ -53,19 +51,19 @@ impl Inbox {
     }
 
     /// Moves whole deliveries from the front of `from` to the back of this inbox while this one
-    /// holds fewer than `max_len` messages and `max_bytes` bytes; returns the sequence number of
-    /// the last message moved.
+    /// holds fewer than `max_len` messages and `max_bytes` payload bytes; returns the sequence
+    /// number of the last message moved.
     pub(crate) fn move_from(
         &mut self,
         from: &mut Inbox,
         max_len: usize,
-        max_bytes: usize,
+        max_bytes: u64,
     ) -> Option<u64> {
         let mut last = None;
         while self.len < max_len && self.bytes < max_bytes {
             let Some(d) = from.deliveries.pop_front() else { break };
             from.len -= d.len();
-            from.bytes -= d.wire_len();
+            from.bytes -= d.payload_bytes();
             last = Some(d.next_seq() + d.len() as u64 - 1);
             self.push(d);
         }
@@ -118,14 +116,14 @@ mod tests {
         from.push(delivery(0, 2));
         from.push(delivery(2, 3));
         from.push(delivery(5, 1));
-        assert_eq!(from.bytes(), 6 * 4, "3-byte payloads with 1-byte prefixes");
+        assert_eq!(from.bytes(), 6 * 3, "3-byte payloads");
         let mut to = Inbox::default();
-        assert_eq!(to.move_from(&mut from, 1, usize::MAX), Some(1), "the first delivery whole");
-        assert_eq!(to.move_from(&mut from, 1, usize::MAX), None, "at the message bound");
-        assert_eq!(to.move_from(&mut from, 10, 8), None, "at the byte bound");
-        assert_eq!(to.move_from(&mut from, 10, 9), Some(4), "one delivery may pass the bound");
-        assert_eq!(to.move_from(&mut from, 10, usize::MAX), Some(5), "the rest");
-        assert_eq!((to.len(), to.bytes(), from.len(), from.bytes()), (6, 24, 0, 0));
+        assert_eq!(to.move_from(&mut from, 1, u64::MAX), Some(1), "the first delivery whole");
+        assert_eq!(to.move_from(&mut from, 1, u64::MAX), None, "at the message bound");
+        assert_eq!(to.move_from(&mut from, 10, 6), None, "at the byte bound");
+        assert_eq!(to.move_from(&mut from, 10, 7), Some(4), "one delivery may pass the bound");
+        assert_eq!(to.move_from(&mut from, 10, u64::MAX), Some(5), "the rest");
+        assert_eq!((to.len(), to.bytes(), from.len(), from.bytes()), (6, 18, 0, 0));
         let seqs: Vec<u64> = std::iter::from_fn(|| to.pop()).map(|m| m.0).collect();
         assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
     }

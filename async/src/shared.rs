@@ -546,7 +546,7 @@ impl Inner {
     fn drain_for_close(&mut self, key: SessionId, batch: &mut Inbox) -> Option<u64> {
         let config = self.core.config();
         let max_len = config.receive_window_messages as usize;
-        let max_bytes = usize::try_from(config.receive_window_bytes).unwrap_or(usize::MAX);
+        let max_bytes = config.receive_window_bytes;
         let slot = self.slots.get_mut(&key)?;
         batch.move_from(&mut slot.inbox, max_len, max_bytes)
     }
@@ -1072,9 +1072,20 @@ impl Shared {
             if let Some(s) = inner.core.session_mut(key) {
                 let _ = s.close(now);
             }
+            let manual = self.manual_ack;
             if let Some(slot) = inner.slot(key) {
                 slot.close_requested = true;
+                let unread = slot.inbox.len() + b.msgs.len();
                 slot.span.in_scope(|| tracing::info!("close requested"));
+                if manual && unread > 0 {
+                    slot.span.in_scope(|| {
+                        tracing::warn!(
+                            unread,
+                            "close waits for the application to take and ack the peer's \
+                             messages (manual acks), at most close_timeout"
+                        )
+                    });
+                }
             }
             kick = inner.kick();
         }
@@ -1162,13 +1173,21 @@ impl Shared {
         });
     }
 
-    /// The session's counters (its last ones after it ended).
-    pub(crate) fn stats(&self, key: SessionId) -> Stats {
+    /// The session's counters (its last ones after it ended), with the messages waiting for
+    /// the application (in the inbox and in the handles' `batch`) counted as buffered.
+    pub(crate) fn stats(&self, key: SessionId, batch: &Mutex<Batch>) -> Stats {
+        let b = lock(batch);
         let inner = self.lock();
-        if let Some(stats) = inner.slots.get(&key).and_then(|s| s.final_stats.clone()) {
-            return stats;
+        let slot = inner.slots.get(&key);
+        let mut stats = match slot.and_then(|s| s.final_stats.clone()) {
+            Some(stats) => stats,
+            None => inner.core.session(key).map(|s| s.stats()).unwrap_or_default(),
+        };
+        for waiting in std::iter::once(&b.msgs).chain(slot.map(|s| &s.inbox)) {
+            stats.buffered_receive_messages += waiting.len() as u64;
+            stats.buffered_receive_bytes += waiting.bytes();
         }
-        inner.core.session(key).map(|s| s.stats()).unwrap_or_default()
+        stats
     }
 
     /// Where the session is.

@@ -50,11 +50,13 @@ pub struct Delivery {
     /// The messages not yet taken, as on the wire (length prefix, payload, ...).
     run: Bytes,
     left: u32,
+    /// Payload bytes of the messages not yet taken.
+    payload_bytes: u64,
 }
 
 impl Delivery {
-    pub(crate) fn new(first_seq: u64, run: Bytes, count: u32) -> Delivery {
-        Delivery { next_seq: first_seq, run, left: count }
+    pub(crate) fn new(first_seq: u64, run: Bytes, count: u32, payload_bytes: u64) -> Delivery {
+        Delivery { next_seq: first_seq, run, left: count, payload_bytes }
     }
 
     /// A delivery of `payloads` numbered from `first_seq`, as the core would build it from a data
@@ -66,7 +68,8 @@ impl Delivery {
         let messages = crate::wire::Messages::from_payloads(payloads);
         // A test's handful of payloads.
         let count = messages.count() as u32;
-        Delivery::new(first_seq, messages.as_wire().clone(), count)
+        let bytes = messages.iter().map(|p| p.len() as u64).sum();
+        Delivery::new(first_seq, messages.as_wire().clone(), count, bytes)
     }
 
     /// Sequence number of the next message the iterator yields.
@@ -74,10 +77,9 @@ impl Delivery {
         self.next_seq
     }
 
-    /// Bytes the messages not yet taken occupy: their payloads plus at most
-    /// [`MAX_LENGTH_PREFIX`](crate::wire::MAX_LENGTH_PREFIX) bytes each of length prefix.
-    pub fn wire_len(&self) -> usize {
-        self.run.len()
+    /// Payload bytes of the messages not yet taken.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
     }
 }
 
@@ -92,6 +94,7 @@ impl Iterator for Delivery {
         // The run was checked by the decoder: it holds `left` well-formed messages.
         let payload = crate::wire::take_first(&mut self.run).unwrap_or_default();
         self.left -= 1;
+        self.payload_bytes -= payload.len() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
         Some((seq, payload))
@@ -140,9 +143,9 @@ pub struct Stats {
     pub unconfirmed_messages: u64,
     /// Payload bytes sent and not yet confirmed.
     pub unconfirmed_bytes: u64,
-    /// Received messages waiting in the core to be delivered (by `poll_event`). The adapters
-    /// take them into the session's inbox on every pass of their driver, so there this counts only
-    /// what arrived since, not the messages waiting for `recv`.
+    /// Received messages waiting for the application: in the core, those `poll_event` has not
+    /// delivered yet; in the adapters, those `recv` has not returned yet (including those a
+    /// `close` took into the handle).
     pub buffered_receive_messages: u64,
     /// Payload bytes of the messages counted by `buffered_receive_messages`.
     pub buffered_receive_bytes: u64,

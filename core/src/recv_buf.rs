@@ -177,7 +177,7 @@ impl ReceiveBuffer {
                 self.unacked_bytes += run.payload_bytes;
             }
         }
-        Some(Delivery::new(first, run.bytes, run.count))
+        Some(Delivery::new(first, run.bytes, run.count, run.payload_bytes))
     }
 
     /// Frees the queue's capacity if nothing waits.

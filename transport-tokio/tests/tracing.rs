@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{config, payload, within};
-use tether_tokio::{connect, End, Server};
+use tether_tokio::{connect, AckMode, Config, End, Server};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -140,6 +140,30 @@ async fn one_span_per_session_with_its_id_and_an_event_per_state_change() {
         for expected in ["session accepted", "close requested", "session closed cleanly"] {
             assert!(server_events.iter().any(|m| m == expected), "server: {server_events:?}");
         }
+
+        // With manual acks a close cannot take unread messages for the application: it says so.
+        let manual = Config { ack_mode: AckMode::Manual, ..config() };
+        let server = Server::bind("127.0.0.1:0", manual).await.unwrap();
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        client.send(payload("t", 1)).await.unwrap();
+        while session.stats().messages_received == 0 {
+            tokio::task::yield_now().await;
+        }
+        let closing = session.close();
+        tokio::pin!(closing);
+        // Polled once (a timeout polls what it wraps before its clock): the close is requested
+        // while the message is unread.
+        let requested = tokio::time::timeout(std::time::Duration::ZERO, &mut closing).await;
+        assert!(requested.is_err(), "closed with a message unacked");
+        let m = session.recv().await.unwrap();
+        session.ack(m.seq).unwrap();
+        assert_eq!(closing.await, End::Closed);
+        let id = format!("{}", session.id().unwrap().0);
+        let events = log.session_events("server").remove(&id).unwrap();
+        let warning = "close waits for the application to take and ack the peer's messages \
+                       (manual acks), at most close_timeout";
+        assert!(events.iter().any(|m| m == warning), "server: {events:?}");
     })
     .await;
 }

@@ -136,11 +136,19 @@ pub async fn close_takes_the_messages_the_application_has_not_read<H: Harness>(h
             }
             // Some of them are still on their way while the server closes.
             assert_eq!(s.close().await, End::Closed);
+            let waiting = s.stats();
+            let bytes: usize = (0..50).map(|i| payload("c", i).len()).sum();
+            assert_eq!(
+                (waiting.buffered_receive_messages, waiting.buffered_receive_bytes),
+                (50, bytes as u64),
+                "stats count what waits for recv"
+            );
             let mut got = Vec::new();
             while let Some(m) = s.recv().await {
                 got.push(m.payload);
             }
             assert_eq!(got, (0..50).map(|i| payload("c", i)).collect::<Vec<_>>());
+            assert_eq!(s.stats().buffered_receive_messages, 0);
             assert_eq!(client.ended().await, End::Closed);
         })
         .await;
