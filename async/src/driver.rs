@@ -581,7 +581,7 @@ impl Drop for Driver {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(tether_loom)))]
 mod tests {
     use bytes::Bytes;
 
