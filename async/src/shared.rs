@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tether_core::{
     AckError, Endpoint, Event, FrameSink, Instant, Reason, SendError, SessionId, SessionState,
     Stats, Transmit, UnconfirmedMessage,
@@ -190,10 +190,17 @@ impl Core {
         }
     }
 
-    pub(crate) fn handle_input(&mut self, now: Instant, conn: tether_core::ConnId, bytes: Bytes) {
+    /// Decodes in place (see `Session::handle_input_buf`); returns what the frame left in `buf`
+    /// still needs.
+    pub(crate) fn handle_input_buf(
+        &mut self,
+        now: Instant,
+        conn: tether_core::ConnId,
+        buf: &mut BytesMut,
+    ) -> usize {
         match self {
-            Core::Client(s) => s.handle_input(now, conn, bytes),
-            Core::Server(e) => e.handle_input(now, conn, bytes),
+            Core::Client(s) => s.handle_input_buf(now, conn, buf),
+            Core::Server(e) => e.handle_input_buf(now, conn, buf),
         }
     }
 

@@ -56,17 +56,22 @@ struct Half {
 struct Pipe {
     incoming: Arc<Mutex<Half>>,
     outgoing: Arc<Mutex<Half>>,
+    /// Most bytes one read returns.
+    max_read: usize,
 }
 
-fn pipe() -> (Pipe, Pipe) {
+fn pipe(max_read: usize) -> (Pipe, Pipe) {
     let (a, b) = (Arc::new(Mutex::new(Half::default())), Arc::new(Mutex::new(Half::default())));
-    (Pipe { incoming: a.clone(), outgoing: b.clone() }, Pipe { incoming: b, outgoing: a })
+    (
+        Pipe { incoming: a.clone(), outgoing: b.clone(), max_read },
+        Pipe { incoming: b, outgoing: a, max_read },
+    )
 }
 
 impl ByteStream for Pipe {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
         let mut half = self.incoming.lock().unwrap();
-        let n = half.bytes.len().min(buf.capacity() - buf.len());
+        let n = half.bytes.len().min(buf.capacity() - buf.len()).min(self.max_read);
         if n > 0 {
             buf.extend_from_slice(&half.bytes.split_to(n));
             return Poll::Ready(Ok(n));
@@ -132,6 +137,18 @@ impl Drop for Pipe {
 
 /// A server and a connected client over in-memory pipes, on the current tokio runtime.
 pub(crate) async fn pair(server: Config, client: Config) -> (Server, Session) {
+    let (server, mut clients) = server_and_clients(server, client, 1, usize::MAX).await;
+    (server, clients.remove(0))
+}
+
+/// A server and `n` connected clients over in-memory pipes whose reads return at most `max_read`
+/// bytes, on the current tokio runtime.
+pub(crate) async fn server_and_clients(
+    server: Config,
+    client: Config,
+    n: usize,
+    max_read: usize,
+) -> (Server, Vec<Session>) {
     let runtime: Arc<dyn Runtime> = Arc::new(TestRuntime);
     let (tx, rx) = mpsc::unbounded_channel::<Pipe>();
     let accept = Accept::new(rx, |mut rx| async move {
@@ -139,14 +156,19 @@ pub(crate) async fn pair(server: Config, client: Config) -> (Server, Session) {
         (rx, next.ok_or_else(|| io::Error::other("no more pipes")))
     });
     let server = Server::start(runtime.clone(), accept, server, None).unwrap();
-    let connect: Connect = Box::new(move || {
-        let (near, far) = pipe();
-        let sent = tx.send(far);
-        Box::pin(async move {
-            sent.map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-            Ok(Box::new(near) as Box<dyn ByteStream>)
-        })
-    });
-    let client = crate::client::connect(runtime, connect, client).await.unwrap();
-    (server, client)
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let tx = tx.clone();
+        let connect: Connect = Box::new(move || {
+            let (near, far) = pipe(max_read);
+            let sent = tx.send(far);
+            Box::pin(async move {
+                sent.map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+                Ok(Box::new(near) as Box<dyn ByteStream>)
+            })
+        });
+        clients
+            .push(crate::client::connect(runtime.clone(), connect, client.clone()).await.unwrap());
+    }
+    (server, clients)
 }

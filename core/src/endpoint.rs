@@ -4,7 +4,7 @@
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use subtle::ConstantTimeEq;
@@ -27,9 +27,8 @@ const HANDSHAKE_FRAME_LIMIT: u32 = 128;
 /// A connection the endpoint knows about.
 #[derive(Debug)]
 enum ConnSlot {
-    /// Waiting for its `Hello`; `raw` keeps what it sent so far when the server has other shards
-    /// (for a handoff).
-    Handshaking { decoder: Decoder, raw: Vec<Bytes> },
+    /// Waiting for its `Hello`.
+    Handshaking { decoder: Decoder },
     /// Refused: a `Reject` frame (if any) is to be written, then the connection closed.
     Rejecting { frame: Option<Frame> },
     /// Attached to a session.
@@ -44,7 +43,8 @@ pub struct Handoff {
     pub conn: ConnId,
     /// The shard that owns the session.
     pub shard: u32,
-    /// Everything the connection sent so far, in order.
+    /// Everything the connection sent so far, in order: its `Hello` and what followed it,
+    /// including what the adapter's read buffer held (`handle_input_buf` empties it).
     pub bytes: Vec<Bytes>,
 }
 
@@ -52,8 +52,10 @@ pub struct Handoff {
 ///
 /// It owns every server-side [`Session`]. Connections are identified by a [`ConnId`] the adapter
 /// chooses. The driving contract is [`Session`]'s, with connection ids: report connections with
-/// [`handle_connected`](Self::handle_connected), bytes with [`handle_input`](Self::handle_input),
-/// their end with [`handle_disconnected`](Self::handle_disconnected); then drain
+/// [`handle_connected`](Self::handle_connected), bytes with
+/// [`handle_input_buf`](Self::handle_input_buf) (decoded in place in the adapter's per-connection
+/// read buffer: the zero-copy way) or [`handle_input`](Self::handle_input) (owned chunks), their
+/// end with [`handle_disconnected`](Self::handle_disconnected); then drain
 /// [`poll_transmit`](Self::poll_transmit) (each result names its connection) and
 /// [`poll_event`](Self::poll_event) (each event names its session; a session's first event is
 /// [`Event::Connected`]), and re-arm the timer from [`poll_timeout`](Self::poll_timeout). Use
@@ -193,38 +195,88 @@ impl Endpoint {
         self.handshakes += 1;
         self.handshake_expiry.set(conn, Some(now + self.config.handshake_timeout));
         let decoder = Decoder::new(HANDSHAKE_FRAME_LIMIT);
-        self.conns.insert(conn, ConnSlot::Handshaking { decoder, raw: Vec::new() });
+        self.conns.insert(conn, ConnSlot::Handshaking { decoder });
     }
 
-    /// Bytes read from `conn`. Unknown connections are ignored.
+    /// Bytes read from `conn`, as an owned chunk (see [`Session::handle_input`]). Unknown
+    /// connections are ignored.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
         self.last_now = now;
         match self.conns.get_mut(&conn) {
             Some(ConnSlot::Session(id)) => {
                 let id = *id;
-                if let Some(s) = self.sessions.get_mut(&id) {
+                self.session_input(now, id, |s| {
                     s.handle_input(now, conn, bytes);
-                    let detached = s.detached_since().is_some();
-                    self.touch(id);
-                    if detached {
-                        self.enforce_detached_limit(now);
-                    }
-                }
+                    0
+                });
             }
-            Some(ConnSlot::Handshaking { decoder, raw }) => {
-                if self.shard.count() > 1 {
-                    raw.push(bytes.clone());
-                }
+            Some(ConnSlot::Handshaking { decoder }) => {
                 decoder.push(bytes);
-                match decoder.next_frame() {
-                    Ok(None) => {}
-                    Ok(Some(Frame::Hello(hello))) => self.route(now, conn, hello),
-                    Ok(Some(_)) => self.end_handshake(conn, Some(Reason::MalformedHandshake)),
-                    // A checksum failure is corruption in flight, not a bad client: it retries.
-                    Err(e) => self.end_handshake(conn, Some(e.reason())),
-                }
+                let next = decoder.next_frame();
+                self.handshake_input(now, conn, next, None);
             }
             Some(ConnSlot::Rejecting { .. }) | None => {}
+        }
+    }
+
+    /// Bytes read from `conn`, decoded in place in the caller's buffer (see
+    /// [`Session::handle_input_buf`]: whole frames are split off the front of `buf`, the start of
+    /// a frame not yet whole stays in it for the next read to append to). Returns how many more
+    /// bytes that frame needs. Input for an unknown or refused connection is discarded (`buf`
+    /// is cleared). Keep one `buf` per connection.
+    pub fn handle_input_buf(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) -> usize {
+        self.last_now = now;
+        if let Some(ConnSlot::Handshaking { decoder }) = self.conns.get_mut(&conn) {
+            let next = decoder.next_frame_in(buf);
+            if let Ok(None) = next {
+                return decoder.missing(buf);
+            }
+            // Routed to a session, the rest of `buf` is that session's (below).
+            self.handshake_input(now, conn, next, Some(buf));
+        }
+        match self.conns.get(&conn) {
+            Some(&ConnSlot::Session(id)) => {
+                self.session_input(now, id, |s| s.handle_input_buf(now, conn, buf))
+            }
+            _ => {
+                buf.clear();
+                0
+            }
+        }
+    }
+
+    /// Input for a connection attached to session `id`, handed to it by `input`.
+    fn session_input(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        input: impl FnOnce(&mut Session) -> usize,
+    ) -> usize {
+        let Some(s) = self.sessions.get_mut(&id) else { return 0 };
+        let missing = input(s);
+        let detached = s.detached_since().is_some();
+        self.touch(id);
+        if detached {
+            self.enforce_detached_limit(now);
+        }
+        missing
+    }
+
+    /// What a handshaking connection's decoder returned: a `Hello` is routed (`rest`: the
+    /// caller's buffer, with what followed it), anything else ends the handshake.
+    fn handshake_input(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        next: Result<Option<Frame>, crate::wire::DecodeError>,
+        rest: Option<&mut BytesMut>,
+    ) {
+        match next {
+            Ok(None) => {}
+            Ok(Some(Frame::Hello(hello))) => self.route(now, conn, hello, rest),
+            Ok(Some(_)) => self.end_handshake(conn, Some(Reason::MalformedHandshake)),
+            // A checksum failure is corruption in flight, not a bad client: it retries.
+            Err(e) => self.end_handshake(conn, Some(e.reason())),
         }
     }
 
@@ -384,18 +436,28 @@ impl Endpoint {
         }
     }
 
-    /// Routes a `Hello` to a new session or the one it resumes.
-    fn route(&mut self, now: Instant, conn: ConnId, hello: Hello) {
-        let Some(ConnSlot::Handshaking { decoder, raw }) = self.conns.remove(&conn) else {
+    /// Routes a `Hello` to a new session or the one it resumes. `rest`: the caller's buffer
+    /// holding what followed the `Hello` (decoding in place), which a handoff takes along.
+    fn route(&mut self, now: Instant, conn: ConnId, hello: Hello, rest: Option<&mut BytesMut>) {
+        let Some(ConnSlot::Handshaking { mut decoder }) = self.conns.remove(&conn) else {
             return;
         };
         self.handshake_ended(conn);
         let owner = self.shard.owner_of(hello.session_id);
         if hello.kind == HelloKind::Resume && owner != self.shard.index() {
-            self.handoffs.push_back(Handoff { conn, shard: owner, bytes: raw });
+            // Everything the connection sent: the `Hello` (its encoding is canonical, so encoding
+            // it again gives the bytes that came), then whatever followed it.
+            let mut first = BytesMut::new();
+            Frame::Hello(hello).encode(&mut first);
+            let mut bytes: Vec<Bytes> = Vec::new();
+            bytes.push(first.freeze());
+            bytes.extend(decoder.take_buffered());
+            if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+                bytes.push(rest.split().freeze());
+            }
+            self.handoffs.push_back(Handoff { conn, shard: owner, bytes });
             return;
         }
-        let mut decoder = decoder;
         decoder.set_max_frame_size(self.config.max_frame_size);
         let version_ok =
             hello.min_version <= PROTOCOL_VERSION && hello.max_version >= MIN_PROTOCOL_VERSION;

@@ -36,6 +36,7 @@ fn smoke_both_directions_and_clean_close() {
 fn exchange_with_fault(seed: u64, fault: impl Fn(&mut Net)) -> Net {
     let mut net = Net::new(test_config(), 1, seed);
     net.split_reads = true;
+    net.read_in_place = seed % 2 == 1;
     connected(&mut net);
     net.client_sends(0, 300, 100);
     net.server_sends(0, 300, 100);
@@ -205,6 +206,7 @@ fn contract_5_clean_close_means_everything_arrived() {
     for seed in 0..20 {
         let mut net = Net::new(test_config(), 1, seed);
         net.split_reads = true;
+        net.read_in_place = seed % 2 == 1;
         connected(&mut net);
         net.client_sends(0, 200, 80);
         net.server_sends(0, 200, 80);

@@ -56,6 +56,7 @@ struct Schedule {
     manual_ack: bool,
     small_windows: bool,
     split_reads: bool,
+    read_in_place: bool,
     /// No server restarts, long partitions or stalled readers: the network "heals", so both
     /// sides must end with a clean close.
     gentle: bool,
@@ -69,6 +70,7 @@ impl Arbitrary for Schedule {
             manual_ack: bool::arbitrary(g),
             small_windows: bool::arbitrary(g),
             split_reads: bool::arbitrary(g),
+            read_in_place: bool::arbitrary(g),
             gentle: bool::arbitrary(g),
             ops: Vec::arbitrary(g),
         }
@@ -101,6 +103,7 @@ fn config_for(s: &Schedule) -> Config {
 fn run_schedule(s: &Schedule) -> Net {
     let mut net = Net::new(config_for(s), 1, s.seed);
     net.split_reads = s.split_reads;
+    net.read_in_place = s.read_in_place;
     let limit = Duration::from_secs(600);
     assert!(net.run_until(Duration::from_secs(5), |n| n.server_app(0).is_some()));
     let size = if s.small_windows { 300 } else { 100 };

@@ -28,6 +28,9 @@ struct Link {
     server_events: Vec<(usize, Event)>,
     /// Frames the server wrote to the client (to see a `Reject`).
     rejected: Option<Reason>,
+    /// The server reads in place (`handle_input_buf`, one byte at a time) into `rbuf`.
+    in_place: bool,
+    rbuf: BytesMut,
 }
 
 impl Link {
@@ -43,7 +46,29 @@ impl Link {
         let conn = ConnId(conn);
         client.handle_connected(now, conn);
         eps[at].handle_connected(now, conn);
-        Link { conn, at, client_events: Vec::new(), server_events: Vec::new(), rejected: None }
+        Link {
+            conn,
+            at,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            rejected: None,
+            in_place: false,
+            rbuf: BytesMut::new(),
+        }
+    }
+
+    /// The server's input on `conn`: as one owned chunk, or in place in two reads (the first
+    /// three bytes, then the rest: a `Hello` completes in the second, with what follows it).
+    fn server_input(&mut self, ep: &mut Endpoint, now: Instant, conn: ConnId, bytes: Bytes) {
+        if !self.in_place {
+            return ep.handle_input(now, conn, bytes);
+        }
+        let cut = bytes.len().min(3);
+        for piece in [&bytes[..cut], &bytes[cut..]] {
+            self.rbuf.extend_from_slice(piece);
+            let missing = ep.handle_input_buf(now, conn, &mut self.rbuf);
+            assert_eq!(missing == 0, self.rbuf.is_empty());
+        }
     }
 
     /// Moves bytes both ways, and handed-off connections to their shard, until nothing moves.
@@ -55,7 +80,7 @@ impl Link {
                 moved = true;
                 let bytes = buf.split().freeze();
                 if let Transmit::Write(c) = t {
-                    eps[self.at].handle_input(now, c, bytes);
+                    self.server_input(&mut eps[self.at], now, c, bytes);
                 }
             }
             let handoffs: Vec<_> = eps.iter_mut().filter_map(|ep| ep.poll_handoff()).collect();
@@ -65,8 +90,9 @@ impl Link {
                 assert_ne!(h.shard as usize, self.at, "handed to another shard");
                 self.at = h.shard as usize;
                 eps[self.at].handle_connected(now, h.conn);
+                assert!(self.rbuf.is_empty(), "a handoff takes the bytes left in the read buffer");
                 for bytes in h.bytes {
-                    eps[self.at].handle_input(now, h.conn, bytes);
+                    self.server_input(&mut eps[self.at], now, h.conn, bytes);
                 }
             }
             while let Some(t) = eps[self.at].poll_transmit(now, &mut buf) {
@@ -115,12 +141,22 @@ fn messages(events: &[(usize, Event)]) -> Vec<Bytes> {
 
 #[test]
 fn a_resume_accepted_by_another_shard_is_handed_over_and_resumes_exactly() {
+    resume_handed_over(false);
+}
+
+#[test]
+fn a_resume_read_in_place_is_handed_over_with_the_bytes_left_in_the_buffer() {
+    resume_handed_over(true);
+}
+
+fn resume_handed_over(in_place: bool) {
     let config = config();
     let mut eps = shards(2, &config);
     let mut client = Session::client(config.clone(), 5, Instant::ZERO).unwrap();
     let now = Instant::ZERO;
     // Shard 0 accepts the first connection: the session is its own.
     let mut link = Link::connect(&mut client, &mut eps, now, 1, 0);
+    link.in_place = in_place;
     client.send(now, Bytes::from_static(b"before")).unwrap();
     link.pump(&mut client, &mut eps, now);
     let id = client.id().expect("an id was issued");
@@ -143,6 +179,7 @@ fn a_resume_accepted_by_another_shard_is_handed_over_and_resumes_exactly() {
     let events = std::mem::take(&mut link.server_events);
     link.conn = conn;
     link.at = 1;
+    link.rbuf.clear();
     link.pump(&mut client, &mut eps, now);
     assert_eq!(link.at, 0, "the connection moved to the session's shard");
     assert!(link.client_events.contains(&Event::Resumed), "{:?}", link.client_events);
@@ -222,4 +259,58 @@ fn the_detached_limit_counts_over_all_shards() {
         }
     }
     assert_eq!(evicted, 1);
+}
+
+/// Decoding in place, a shard that meets another shard's resume hands over everything the
+/// connection sent: the `Hello` and what followed it in the read buffer, in order; and in owned
+/// chunks the same, whatever the chunking.
+#[test]
+fn a_handoff_carries_every_byte_the_connection_sent() {
+    use tether_core::wire::{Hello, HelloKind, Positions, PROTOCOL_VERSION};
+    let config = config();
+    let hello = Hello {
+        min_version: PROTOCOL_VERSION,
+        max_version: PROTOCOL_VERSION,
+        kind: HelloKind::Resume,
+        session_id: 4, // even: shard 0's
+        secret: [3; 16],
+        positions: Positions { received: 0, acked: 0, max_seq: 10, max_bytes: 1000 },
+        max_message_size: 1000,
+    };
+    let mut sent = BytesMut::new();
+    Frame::Hello(hello).encode(&mut sent);
+    Frame::Ping { token: 7 }.encode(&mut sent);
+    sent.extend_from_slice(&[0, 0, 0]); // the start of a frame
+    let sent = sent.freeze();
+    let now = Instant::ZERO;
+    for cut in 1..sent.len() {
+        for in_place in [false, true] {
+            let mut eps = shards(2, &config);
+            let conn = ConnId(1);
+            eps[1].handle_connected(now, conn);
+            let mut rbuf = BytesMut::new();
+            // Reads until the handoff: after it, the connection is no longer this shard's.
+            let mut delivered = 0;
+            let mut handoff = None;
+            for piece in [sent.slice(..cut), sent.slice(cut..)] {
+                delivered += piece.len();
+                if in_place {
+                    rbuf.extend_from_slice(&piece);
+                    eps[1].handle_input_buf(now, conn, &mut rbuf);
+                } else {
+                    eps[1].handle_input(now, conn, piece);
+                }
+                handoff = eps[1].poll_handoff();
+                if handoff.is_some() {
+                    break;
+                }
+            }
+            let h = handoff.expect("handed over");
+            assert_eq!((h.conn, h.shard), (conn, 0));
+            assert!(rbuf.is_empty(), "the handoff took the read buffer's bytes");
+            let carried: Vec<u8> = h.bytes.iter().flat_map(|b| b.iter().copied()).collect();
+            assert_eq!(carried, sent[..delivered], "cut {cut}, in place {in_place}");
+            assert_eq!(eps[1].connection_count(), 0);
+        }
+    }
 }

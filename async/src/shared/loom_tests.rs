@@ -98,7 +98,8 @@ fn driver_pass_waking(
     inner.begin_pass(waker);
     shared.apply_posted(&mut inner, waker, &mut Vec::new());
     if let Some(bytes) = input {
-        inner.core.handle_input(now, CONN, bytes);
+        let mut buf = BytesMut::from(&bytes[..]);
+        inner.core.handle_input_buf(now, CONN, &mut buf);
     }
     inner.drain_transmits(now, &mut scratch, |t, b| {
         out.push((t, b.split().freeze()));
@@ -127,7 +128,8 @@ fn loom_send_racing_backpressure_release() {
         }));
         assert_eq!(r, Ok(1));
         t.join().unwrap();
-        assert_eq!(shared.stats(CLIENT_KEY).messages_sent, 2);
+        let batch = Mutex::new(shared.new_batch(CLIENT_KEY));
+        assert_eq!(shared.stats(CLIENT_KEY, &batch).messages_sent, 2);
     });
 }
 
@@ -146,7 +148,7 @@ fn loom_close_racing_send() {
         });
         let r = shared.poll_send(CLIENT_KEY, None, &mut Some(Bytes::from_static(b"m1")));
         t.join().unwrap();
-        let stats = shared.stats(CLIENT_KEY);
+        let stats = shared.stats(CLIENT_KEY, &Mutex::new(shared.new_batch(CLIENT_KEY)));
         match r {
             std::task::Poll::Ready(Ok(1)) => assert_eq!(stats.messages_sent, 2),
             std::task::Poll::Ready(Err(SendError::Closing(p))) => {

@@ -35,9 +35,10 @@ fn secs() -> Duration {
     Duration::from_secs_f64(s)
 }
 
-/// `BENCH_ONLY=tether` (or `raw`) runs one side only, e.g. to profile it; ratios then read 0.
+/// `BENCH_ONLY=tether` (or `raw`, `quinn`, or a comma-separated list such as `raw,tether`) runs
+/// those sides only, e.g. to profile one; ratios to a side left out then read 0.
 fn runs(side: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| only == side)
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == side))
 }
 
 /// `BENCH_TETHER=one` (or `many`) runs only the per-message (or batched) tether rows, e.g. to

@@ -1,5 +1,7 @@
 //! Incoming frames: decoding errors, the client side of the handshake, data, acks and control.
 
+use bytes::BytesMut;
+
 use super::{Role, Session, SessionId};
 use crate::reason::Reason;
 use crate::recv_buf::Refusal;
@@ -7,13 +9,19 @@ use crate::time::Instant;
 use crate::wire::{Frame, Messages, Positions, Welcome, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 impl Session {
-    /// Decodes and handles every whole frame buffered on the current connection.
-    pub(super) fn process_frames(&mut self, now: Instant) {
-        loop {
-            let Some(c) = self.conn.as_mut() else { return };
-            let id = c.id;
-            let result = match c.decoder.next_frame() {
-                Ok(None) => return,
+    /// Decodes and handles every whole frame of the current connection: those pushed into its
+    /// decoder, or, with `buf`, those at the front of the caller's buffer (decoded in place).
+    /// Returns how many more bytes the frame left in `buf` needs; `buf` is cleared if the
+    /// connection ended or was replaced on the way (what is left of it is stale).
+    pub(super) fn process_frames(&mut self, now: Instant, mut buf: Option<&mut BytesMut>) -> usize {
+        let Some(id) = self.conn.as_ref().map(|c| c.id) else { return 0 };
+        while let Some(c) = self.conn.as_mut().filter(|c| c.id == id) {
+            let next = match buf.as_deref_mut() {
+                Some(b) => c.decoder.next_frame_in(b),
+                None => c.decoder.next_frame(),
+            };
+            let result = match next {
+                Ok(None) => return buf.map_or(0, |b| c.decoder.missing(b)),
                 Ok(Some(frame)) => {
                     // Only whole, valid frames count as life: raw bytes do not (a corrupted length
                     // prefix would otherwise swallow the peer's heartbeats and stall for ever).
@@ -27,12 +35,13 @@ impl Session {
                 if self.conn.as_ref().is_some_and(|c| c.id == id) {
                     self.detach(now, reason);
                 }
-                return;
-            }
-            if self.conn.as_ref().is_none_or(|c| c.id != id) {
-                return;
+                break;
             }
         }
+        if let Some(b) = buf {
+            b.clear();
+        }
+        0
     }
 
     fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Reason> {

@@ -8,7 +8,7 @@ mod timers;
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::backoff::Backoff;
 use crate::config::{AckMode, Config, ConfigError, FirstConnect};
@@ -129,7 +129,9 @@ pub(crate) struct Retired {
 ///
 /// 1. **Inputs.** Report a new transport connection with [`handle_connected`](Self::handle_connected)
 ///    (client side; the server side gets connections through an [`Endpoint`](crate::Endpoint)),
-///    every chunk of bytes read with [`handle_input`](Self::handle_input) (any chunking works), and
+///    the bytes read with [`handle_input_buf`](Self::handle_input_buf) (in place in the adapter's
+///    own read buffer, the zero-copy way) or [`handle_input`](Self::handle_input) (owned chunks,
+///    any chunking; simpler, but a frame cut across chunks is copied), and
 ///    the transport's end (EOF, reset, error) with [`handle_disconnected`](Self::handle_disconnected).
 ///    Application calls are [`send`](Self::send), [`ack`](Self::ack), [`close`](Self::close) and
 ///    [`abort`](Self::abort). Every input takes `now`, the current [`Instant`]; time must not go
@@ -283,7 +285,7 @@ impl Session {
         c.established = true;
         self.conn = Some(c);
         self.on_established(now, hello.positions, hello.max_message_size);
-        self.process_frames(now);
+        self.process_frames(now, None);
     }
 
     /// The session's id, once the server has issued it.
@@ -466,14 +468,37 @@ impl Session {
         }
     }
 
-    /// Bytes read from connection `conn`. Input for any other connection is ignored (it is stale).
+    /// Bytes read from connection `conn`, as an owned chunk. Input for any other connection is
+    /// ignored (it is stale). Any chunking works; a frame cut across chunks is copied once to join
+    /// it (an adapter that reads into its own buffer avoids that with
+    /// [`handle_input_buf`](Self::handle_input_buf)).
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: Bytes) {
         self.last_now = now;
         let Some(c) = self.conn.as_mut().filter(|c| c.id == conn) else {
             return;
         };
         c.decoder.push(bytes);
-        self.process_frames(now);
+        self.process_frames(now, None);
+    }
+
+    /// Bytes read from connection `conn`, decoded in place in the caller's buffer: every whole
+    /// frame at the front of `buf` is split off and handled (delivered payloads are zero-copy
+    /// slices of `buf`'s memory), and the start of a frame not yet whole stays in `buf`, where
+    /// the adapter appends its next read from `conn`. Nothing is copied, and `buf` never holds
+    /// more than one incomplete frame (at most `max_frame_size` + 8 bytes); the core reserves
+    /// nothing on a frame's declared length, so the adapter decides how much room to offer a read.
+    ///
+    /// Returns how many more bytes the frame left in `buf` needs (0 when `buf` is empty), which
+    /// an adapter may use to size its next read. Input for any other connection is stale: `buf`
+    /// is cleared, as it is when the connection ends on bad input. Keep one `buf` per
+    /// connection, and use either this or [`handle_input`](Self::handle_input) on a connection.
+    pub fn handle_input_buf(&mut self, now: Instant, conn: ConnId, buf: &mut BytesMut) -> usize {
+        self.last_now = now;
+        if self.conn.as_ref().is_none_or(|c| c.id != conn) {
+            buf.clear();
+            return 0;
+        }
+        self.process_frames(now, Some(buf))
     }
 
     /// Connection `conn` ended on its own (EOF, reset, error). The session detaches and, on the

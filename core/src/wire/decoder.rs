@@ -2,6 +2,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::frame::{Head, DATA_RUN_AT};
 use super::{Frame, FrameType, FRAME_OVERHEAD};
 use crate::reason::Reason;
 
@@ -49,18 +50,29 @@ impl DecodeError {
     }
 }
 
-/// Turns a byte stream, pushed in arbitrary pieces, into frames.
+/// Turns a byte stream into frames, in one of two ways (use one per stream):
 ///
-/// Frames wholly inside one pushed `Bytes` are handed out as zero-copy slices of it; only a frame
-/// split across pushes is copied, once, into an internal buffer whose size never exceeds
-/// `max_frame_size` plus the frame overhead. A declared length above the limit is an error before
-/// anything of that frame is buffered. After an error the decoder stays failed.
+/// - **In place** ([`next_frame_in`](Self::next_frame_in)): the caller reads into its own
+///   `BytesMut` and the decoder splits each whole frame off its front, leaving the start of a frame
+///   not yet whole where it is; the caller appends its next read after it. Nothing is ever copied:
+///   payloads are zero-copy slices of the caller's buffer. The caller's buffer then holds at most
+///   one incomplete frame (at most `max_frame_size` plus the 8 bytes of prefix and checksum); the
+///   decoder reserves nothing for it, so a lying length costs only what the peer really sent.
+/// - **Owned pieces** ([`push`](Self::push) then [`next_frame`](Self::next_frame)): for callers
+///   that receive the stream as `Bytes` chunks (simulators, tests, a handed-over connection's first
+///   bytes). Frames wholly inside one pushed `Bytes` are zero-copy slices of it; a frame split
+///   across pushes is copied, once, into an internal buffer that grows with what arrives (never by
+///   the declared length up front).
+///
+/// A declared length above the limit is an error before anything of that frame is buffered.
+/// After an error the decoder stays failed and keeps nothing.
 #[derive(Debug)]
 pub struct Decoder {
     max_frame_size: u32,
-    /// Bytes pushed and not yet consumed, starting at a frame boundary unless `partial` is non-empty.
+    /// Owned pieces: bytes pushed and not yet consumed, starting at a frame boundary unless
+    /// `partial` is non-empty.
     input: Bytes,
-    /// The beginning of a frame that spans pushes.
+    /// Owned pieces: the beginning of a frame that spans pushes.
     partial: BytesMut,
     failed: Option<DecodeError>,
 }
@@ -93,12 +105,20 @@ impl Decoder {
         self.max_frame_size = max_frame_size;
     }
 
-    /// Bytes held and not yet returned as frames.
+    /// Bytes pushed and not yet returned as frames (always 0 when decoding in place).
     pub fn buffered(&self) -> usize {
         self.input.len() + self.partial.len()
     }
 
-    /// The next whole frame, `Ok(None)` when more bytes are needed, or the error that ended the stream.
+    /// Takes what was pushed and not yet returned as frames, in order.
+    pub(crate) fn take_buffered(&mut self) -> impl Iterator<Item = Bytes> {
+        let partial = core::mem::take(&mut self.partial).freeze();
+        let input = core::mem::take(&mut self.input);
+        [partial, input].into_iter().filter(|b| !b.is_empty())
+    }
+
+    /// The next whole frame of what was pushed, `Ok(None)` when more bytes are needed, or the
+    /// error that ended the stream.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
@@ -106,6 +126,64 @@ impl Decoder {
         let result =
             if self.partial.is_empty() { self.next_in_input() } else { self.next_in_partial() };
         result.map_err(|e| self.fail(e))
+    }
+
+    /// Decodes in place: splits the next whole frame off the front of `buf` (its payloads are
+    /// zero-copy slices of `buf`'s memory), or returns `Ok(None)` and leaves `buf` as it is when
+    /// it holds less than a whole frame; append more bytes after them and call again. On an error
+    /// (now or earlier) `buf` is cleared.
+    ///
+    /// If bytes were pushed and not yet consumed, `buf`'s bytes are pushed after them (a copy)
+    /// and decoding continues from there, so mixing the two ways stays correct.
+    pub fn next_frame_in(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        if let Some(e) = &self.failed {
+            buf.clear();
+            return Err(e.clone());
+        }
+        if self.buffered() > 0 {
+            if !buf.is_empty() {
+                self.push(buf.split().freeze());
+            }
+            return self.next_frame();
+        }
+        let total = match self.total_len(buf) {
+            Ok(Some(total)) if buf.len() >= total => total,
+            Ok(_) => return Ok(None),
+            Err(e) => {
+                buf.clear();
+                return Err(self.fail(e));
+            }
+        };
+        let parsed = match Frame::parse_head(&buf[..total]) {
+            Ok(Head::Frame(frame)) => {
+                buf.advance(total);
+                Ok(frame)
+            }
+            Ok(Head::Data { seq, ack }) => {
+                // The run is the frame's own memory, trimmed in place: one reference-count
+                // increment for the frame (the split), none for the slicing.
+                let mut run = buf.split_to(total).freeze();
+                run.truncate(total - 4);
+                run.advance(DATA_RUN_AT);
+                Frame::data_from_run(seq, ack, run)
+            }
+            Err(e) => Err(e),
+        };
+        parsed.map(Some).map_err(|e| {
+            buf.clear();
+            self.fail(e)
+        })
+    }
+
+    /// How many more bytes the frame at the front of `buf` needs before it is whole: 0 if `buf`
+    /// is empty (or already holds a whole frame), the rest of the length prefix while that is
+    /// incomplete, else the rest of the frame. An adapter may size its next read with it.
+    pub fn missing(&self, buf: &[u8]) -> usize {
+        match self.total_len(buf) {
+            Ok(Some(total)) => total.saturating_sub(buf.len()),
+            Ok(None) if !buf.is_empty() => 4 - buf.len(),
+            _ => 0,
+        }
     }
 
     fn fail(&mut self, e: DecodeError) -> DecodeError {
@@ -136,7 +214,9 @@ impl Decoder {
         }
     }
 
-    /// Completes the frame that spans pushes: its length prefix first, then the rest.
+    /// Completes the frame that spans pushes: its length prefix first, then the rest. The
+    /// buffer grows with the bytes that arrive, not by the declared length, so a peer that lies
+    /// about a frame's length holds no more memory than it sent (within the allocator's doubling).
     fn next_in_partial(&mut self) -> Result<Option<Frame>, DecodeError> {
         if self.partial.len() < 4 {
             let take = (4 - self.partial.len()).min(self.input.len());
@@ -148,7 +228,6 @@ impl Decoder {
         }
         let total = self.total_len(&self.partial)?.unwrap_or(usize::MAX);
         let take = (total - self.partial.len()).min(self.input.len());
-        self.partial.reserve(total - self.partial.len());
         self.partial.extend_from_slice(&self.input[..take]);
         self.input.advance(take);
         if self.partial.len() < total {
@@ -364,5 +443,156 @@ mod tests {
         assert!(
             matches!(ok, Frame::Data { seq, messages, .. } if seq == u64::MAX - 2 && messages.count() == 2)
         );
+    }
+
+    /// Decodes in place what `buf` holds; `buf` keeps the incomplete rest.
+    fn decode_all_in(d: &mut Decoder, buf: &mut BytesMut) -> Vec<Frame> {
+        let mut v = Vec::new();
+        while let Some(f) = d.next_frame_in(buf).unwrap() {
+            v.push(f);
+        }
+        v
+    }
+
+    #[test]
+    fn in_place_every_frame_round_trips_at_every_chunking() {
+        let frames = samples();
+        let bytes = encode_all(&frames);
+        for chunk in 1..=bytes.len() {
+            let mut d = Decoder::new(1024);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                got.extend(decode_all_in(&mut d, &mut buf));
+                // Only an incomplete frame is left, and `missing` says what completes it.
+                assert!(buf.len() < 4 || d.total_len(&buf).unwrap().unwrap() > buf.len());
+                let missing = d.missing(&buf);
+                assert_eq!(missing == 0, buf.is_empty(), "chunk size {chunk}");
+            }
+            assert_eq!(got, frames, "chunk size {chunk}");
+            assert!(buf.is_empty());
+            assert_eq!(d.buffered(), 0, "nothing is copied into the decoder");
+        }
+    }
+
+    #[test]
+    fn in_place_missing_completes_the_frame_exactly() {
+        let frames = samples();
+        let bytes = encode_all(&frames);
+        let mut d = Decoder::new(1024);
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        let mut got = Vec::new();
+        // Read one byte, then exactly what `missing` asks for, again and again.
+        while at < bytes.len() {
+            let want = d.missing(&buf).max(1);
+            let knew_length = buf.len() >= 4;
+            buf.extend_from_slice(&bytes[at..at + want]);
+            at += want;
+            let before = got.len();
+            got.extend(decode_all_in(&mut d, &mut buf));
+            if knew_length {
+                assert_eq!(got.len(), before + 1, "a read of `missing` bytes completes a frame");
+                assert!(buf.is_empty());
+            }
+        }
+        assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn in_place_payloads_are_slices_of_the_callers_buffer() {
+        let payloads = [Bytes::from(alloc::vec![5; 3000]), Bytes::from_static(b"second")];
+        let bytes = encode_all(&[Frame::data(0, 0, &payloads), Frame::Ping { token: 1 }]);
+        let mut buf = BytesMut::with_capacity(8192);
+        // The frame arrives in three reads appended to the same buffer.
+        let mut d = Decoder::new(4096);
+        let range = {
+            let p = buf.as_ptr() as usize;
+            p..p + buf.capacity()
+        };
+        for piece in [&bytes[..2], &bytes[2..1500], &bytes[1500..]] {
+            buf.extend_from_slice(piece);
+            if let Some(Frame::Data { messages, .. }) = d.next_frame_in(&mut buf).unwrap() {
+                for payload in messages.iter() {
+                    assert!(range.contains(&(payload.as_ptr() as usize)), "zero-copy");
+                }
+                assert_eq!(messages.iter().collect::<Vec<_>>(), payloads);
+                assert_eq!(d.next_frame_in(&mut buf).unwrap(), Some(Frame::Ping { token: 1 }));
+            }
+        }
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn in_place_frame_exactly_at_the_limit_and_one_byte_over() {
+        let payload = Bytes::from(alloc::vec![1; 200]);
+        let frame = Frame::data(0, 0, &[payload]);
+        let bytes = encode_all(core::slice::from_ref(&frame));
+        let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let mut d = Decoder::new(len);
+        let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+        assert_eq!(d.next_frame_in(&mut buf), Ok(None));
+        assert_eq!(d.missing(&buf), 1);
+        buf.extend_from_slice(&bytes[bytes.len() - 1..]);
+        assert_eq!(d.next_frame_in(&mut buf), Ok(Some(frame)));
+        let mut d = Decoder::new(len - 1);
+        let mut buf = BytesMut::from(&bytes[..4]);
+        let err = DecodeError::FrameTooLarge { len, max: len - 1 };
+        assert_eq!(d.next_frame_in(&mut buf), Err(err.clone()));
+        assert!(buf.is_empty(), "the caller's buffer is cleared on an error");
+        buf.extend_from_slice(&bytes);
+        assert_eq!(d.next_frame_in(&mut buf), Err(err), "and stays failed");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn in_place_a_lying_length_reserves_nothing() {
+        // A prefix claiming the largest frame allowed, then a few bytes of it: the decoder waits
+        // and reserves nothing for the rest; the caller's buffer holds only what came.
+        let mut d = Decoder::new(u32::MAX);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0xff, 0xff, 0xff, 0xf0, 4, 1, 2, 3]);
+        let capacity = buf.capacity();
+        assert_eq!(d.next_frame_in(&mut buf), Ok(None));
+        assert_eq!(buf.len(), 8);
+        assert_eq!(buf.capacity(), capacity);
+        assert_eq!(d.missing(&buf), 0xffff_fff0 + 8 - 8);
+        assert_eq!(d.buffered(), 0);
+        // The owned-pieces path grows with what arrives, not by the declared length.
+        let mut d = Decoder::new(u32::MAX);
+        d.push(Bytes::from_static(&[0xff, 0xff, 0xff, 0xf0, 4, 1]));
+        assert_eq!(d.next_frame(), Ok(None));
+        d.push(Bytes::from_static(&[2, 3]));
+        assert_eq!(d.next_frame(), Ok(None));
+        assert!(d.partial.capacity() < 4096, "reserved {}", d.partial.capacity());
+    }
+
+    #[test]
+    fn in_place_errors_clear_the_buffer_and_corruption_is_caught() {
+        let bytes =
+            encode_all(&[Frame::data(3, 0, &[Bytes::from_static(b"payload")]), Frame::CloseDone]);
+        let mut v = bytes.to_vec();
+        v[10] ^= 1;
+        let mut d = Decoder::new(1024);
+        let mut buf = BytesMut::from(&v[..]);
+        assert_eq!(d.next_frame_in(&mut buf), Err(DecodeError::ChecksumMismatch));
+        assert!(buf.is_empty());
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 0, 1][..]);
+        assert_eq!(Decoder::new(1024).next_frame_in(&mut buf), Err(DecodeError::EmptyFrame));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn pushed_bytes_come_first_when_the_ways_are_mixed() {
+        let frames = samples();
+        let bytes = encode_all(&frames);
+        let mut d = Decoder::new(1024);
+        d.push(bytes.slice(..7));
+        assert_eq!(d.next_frame(), Ok(None));
+        let mut buf = BytesMut::from(&bytes[7..]);
+        let got = decode_all_in(&mut d, &mut buf);
+        assert_eq!(got, frames);
+        assert!(buf.is_empty());
     }
 }

@@ -344,7 +344,18 @@ impl Frame {
 
     /// Parses the whole frame at the start of `buf`, `total` bytes long; slices only the payload.
     pub(super) fn parse_in(buf: &Bytes, total: usize) -> Result<Frame, DecodeError> {
-        let frame = &buf[..total];
+        match Frame::parse_head(&buf[..total])? {
+            Head::Frame(frame) => Ok(frame),
+            Head::Data { seq, ack } => {
+                Frame::data_from_run(seq, ack, buf.slice(DATA_RUN_AT..total - 4))
+            }
+        }
+    }
+
+    /// Checks a whole frame (length prefix through CRC, already checked against the limit) and
+    /// parses all of it but a data frame's message run, which the caller slices from where the
+    /// frame lies ([`DATA_RUN_AT`] to the CRC) and hands to [`Frame::data_from_run`].
+    pub(super) fn parse_head(frame: &[u8]) -> Result<Head, DecodeError> {
         let crc_at = frame.len() - 4;
         let expected = u32::from_be_bytes([
             frame[crc_at],
@@ -419,20 +430,7 @@ impl Frame {
                 if body_len < 16 {
                     return Err(DecodeError::BadLength { frame_type: ty, len: body_len as u32 });
                 }
-                let seq = b.get_u64();
-                let ack = b.get_u64();
-                let messages = Messages::parse(buf.slice(5 + 16..crc_at)).map_err(|e| match e {
-                    RunError::BadPrefix => DecodeError::BadField(ty),
-                    RunError::BadLength => {
-                        DecodeError::BadLength { frame_type: ty, len: body_len as u32 }
-                    }
-                })?;
-                // Sequence numbers are u64 and never wrap: the position after the last message
-                // must exist.
-                if seq.checked_add(messages.count() as u64).is_none() {
-                    return Err(DecodeError::BadField(ty));
-                }
-                Frame::Data { seq, ack, messages }
+                return Ok(Head::Data { seq: b.get_u64(), ack: b.get_u64() });
             }
             FrameType::Ack => {
                 fixed(32)?;
@@ -467,9 +465,41 @@ impl Frame {
                 Frame::ConnClose { reason: Reason::from_code(b.get_u8()) }
             }
         };
-        Ok(parsed)
+        Ok(Head::Frame(parsed))
+    }
+
+    /// A data frame from its first sequence number, its ack and its message `run` (checked here:
+    /// canonical length prefixes, no length past the end, sequence numbers that do not wrap).
+    pub(super) fn data_from_run(seq: u64, ack: u64, run: Bytes) -> Result<Frame, DecodeError> {
+        let ty = FrameType::Data;
+        let body_len = (run.len() + 16) as u32;
+        let messages = Messages::parse(run).map_err(|e| match e {
+            RunError::BadPrefix => DecodeError::BadField(ty),
+            RunError::BadLength => DecodeError::BadLength { frame_type: ty, len: body_len },
+        })?;
+        // Sequence numbers are u64 and never wrap: the position after the last message must exist.
+        if seq.checked_add(messages.count() as u64).is_none() {
+            return Err(DecodeError::BadField(ty));
+        }
+        Ok(Frame::Data { seq, ack, messages })
     }
 }
+
+/// What [`Frame::parse_head`] found in a whole, checked frame.
+pub(super) enum Head {
+    /// Any frame but data, parsed.
+    Frame(Frame),
+    /// A data frame's fixed fields; its message run is still to be sliced and checked.
+    Data {
+        /// First sequence number.
+        seq: u64,
+        /// Piggybacked ack.
+        ack: u64,
+    },
+}
+
+/// Where a data frame's message run starts: length prefix, type byte, first sequence number, ack.
+pub(super) const DATA_RUN_AT: usize = 4 + 1 + 16;
 
 fn take_secret(b: &mut &[u8]) -> Secret {
     let mut secret = [0u8; 16];

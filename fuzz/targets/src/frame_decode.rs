@@ -10,7 +10,11 @@
 //! - every error is justified by those bytes (a zero or oversized length prefix, a checksum that
 //!   does not match, or a well-checksummed frame whose body does not parse), and a failed decoder
 //!   stays failed with the same error;
-//! - the chunking changes nothing: frames and error equal those of one push of the whole stream.
+//! - the chunking changes nothing: frames and error equal those of one push of the whole stream;
+//! - decoding in place (`next_frame_in`, each piece appended to one `BytesMut`) gives exactly the
+//!   frames and error of the pushes; the buffer then holds the bytes not yet returned as frames,
+//!   fewer than one frame of the largest configured size, nothing once failed, and `missing` is
+//!   zero exactly when it is empty.
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::BytesMut;
@@ -112,6 +116,9 @@ pub fn run(input: &Input) {
         }
     }
 
+    let in_place = run_in_place(input, &pieces, limit);
+    assert_eq!(in_place, out, "decoding in place differs from decoding pushed pieces");
+
     if input.change_limit.is_none() {
         let mut whole = Decoder::new(limit);
         whole.push(stream.clone());
@@ -128,6 +135,52 @@ pub fn run(input: &Input) {
         }
         assert_eq!(out, reference, "chunking changed the decoding");
     }
+}
+
+/// The same pieces appended to one buffer and decoded in place.
+fn run_in_place(input: &Input, pieces: &[bytes::Bytes], limit: u32) -> Outcome {
+    let mut d = Decoder::new(limit);
+    let mut largest_limit = limit;
+    let mut buf = BytesMut::new();
+    let mut out = Outcome { frames: Vec::new(), error: None };
+    for (k, piece) in pieces.iter().enumerate() {
+        if let Some((at, new)) = input.change_limit {
+            if usize::from(at) == k {
+                let new = u32::from(new).max(1);
+                d.set_max_frame_size(new);
+                largest_limit = largest_limit.max(new);
+            }
+        }
+        buf.extend_from_slice(piece);
+        loop {
+            match d.next_frame_in(&mut buf) {
+                Ok(Some(frame)) => out.frames.push(frame),
+                Ok(None) => {
+                    assert_eq!(
+                        d.missing(&buf) == 0,
+                        buf.is_empty(),
+                        "missing {:?}",
+                        d.missing(&buf)
+                    );
+                    break;
+                }
+                Err(e) => {
+                    assert!(buf.is_empty(), "a failed in-place decode keeps bytes");
+                    if out.error.is_none() {
+                        out.error = Some(e);
+                    }
+                    break;
+                }
+            }
+        }
+        assert_eq!(d.buffered(), 0, "decoding in place copies nothing into the decoder");
+        assert!(
+            buf.len() < largest_limit as usize + FRAME_OVERHEAD,
+            "in-place buffer keeps {} bytes, limit {largest_limit}",
+            buf.len()
+        );
+    }
+    out
 }
 
 /// `enc`, the re-encoding of `frame`, equals `orig`, the bytes it was decoded from, except where the

@@ -26,11 +26,13 @@ use tether_sim::harness::Net;
 /// The world of the `pair` and `endpoint` targets: the pair harness the core's tests use
 /// (`tether_sim::harness`), with `clients` client sessions running `config`. Every message goes
 /// through an application's outbox, so each event is also checked against what was sent; events
-/// are not kept (nothing reads them, and copying them costs executions).
+/// are not kept (nothing reads them, and copying them costs executions). Odd seeds read in place
+/// (`handle_input_buf`), even ones as owned chunks (`handle_input`).
 pub fn net(config: Config, clients: usize, seed: u64) -> Net {
     let mut net = Net::new(config, clients, seed);
     net.apps_send_all = true;
     net.record_events = false;
+    net.read_in_place = seed % 2 == 1;
     net
 }
 

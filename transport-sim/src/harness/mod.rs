@@ -45,6 +45,30 @@ struct Link {
     blackholed_to_server: bool,
     client_open: bool,
     server_open: bool,
+    /// Read buffers when connections are read in place ([`Net::read_in_place`]): the start of a
+    /// frame not yet whole, which the next chunk is appended to.
+    server_buf: BytesMut,
+    client_buf: BytesMut,
+}
+
+impl Link {
+    fn new(owner: Owner) -> Link {
+        Link {
+            owner,
+            blackholed: false,
+            blackholed_to_server: false,
+            client_open: true,
+            server_open: true,
+            server_buf: BytesMut::new(),
+            client_buf: BytesMut::new(),
+        }
+    }
+}
+
+/// What `handle_input_buf` leaves: at most one incomplete frame, and `missing` says if there is.
+fn check_read_buf(buf: &BytesMut, missing: usize, max_frame: u32) {
+    assert!(buf.len() <= max_frame as usize + 8, "read buffer kept {} bytes", buf.len());
+    assert_eq!(missing == 0, buf.is_empty(), "missing {missing} with {} bytes kept", buf.len());
 }
 
 #[derive(Debug)]
@@ -107,6 +131,9 @@ pub struct Net {
     pub latency: Duration,
     /// Deliver each write in random pieces.
     pub split_reads: bool,
+    /// Hand received bytes to the core in place in a per-connection read buffer
+    /// (`handle_input_buf`) instead of as owned chunks (`handle_input`).
+    pub read_in_place: bool,
     /// Until then, connects fail and every connection is blackholed.
     pub partitioned_until: Option<Instant>,
     /// Server applications stop reading.
@@ -178,6 +205,7 @@ impl Net {
             rng: seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             latency: Duration::from_millis(5),
             split_reads: false,
+            read_in_place: false,
             partitioned_until: None,
             server_stalled: false,
             spurious_timeouts: false,
@@ -412,18 +440,10 @@ impl Net {
     pub fn hostile_connect(&mut self) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.links.insert(
-            conn,
-            Link {
-                owner: Owner::Hostile,
-                blackholed: false,
-                blackholed_to_server: false,
-                client_open: true,
-                server_open: true,
-            },
-        );
-        let rx = HostileRx { decoder: Decoder::new(u32::MAX), frames: VecDeque::new() };
-        self.hostile.insert(conn, rx);
+        self.links.insert(conn, Link::new(Owner::Hostile));
+        let max = u32::MAX;
+        self.hostile
+            .insert(conn, HostileRx { decoder: Decoder::new(max), frames: VecDeque::new() });
         self.server.handle_connected(self.now, conn);
         conn
     }
@@ -558,7 +578,21 @@ impl Net {
             return;
         }
         let now = self.now;
+        let in_place = self.read_in_place;
         match (f.chunk, f.to_server) {
+            (Chunk::Bytes(b), true) if l.server_open && in_place => {
+                l.server_buf.extend_from_slice(&b);
+                let missing = self.server.handle_input_buf(now, f.conn, &mut l.server_buf);
+                check_read_buf(&l.server_buf, missing, self.server_config.max_frame_size);
+            }
+            (Chunk::Bytes(b), false) if l.client_open && in_place => {
+                if let Owner::Client(i) = l.owner {
+                    l.client_buf.extend_from_slice(&b);
+                    let session = &mut self.clients[i].session;
+                    let missing = session.handle_input_buf(now, f.conn, &mut l.client_buf);
+                    check_read_buf(&l.client_buf, missing, self.config.max_frame_size);
+                }
+            }
             (Chunk::Bytes(b), true) if l.server_open => self.server.handle_input(now, f.conn, b),
             (Chunk::Bytes(b), false) if l.client_open => {
                 if let Owner::Client(i) = l.owner {
@@ -646,13 +680,7 @@ impl Net {
             } else {
                 let conn = ConnId(self.next_conn);
                 self.next_conn += 1;
-                let link = Link {
-                    owner: Owner::Client(i),
-                    blackholed: false,
-                    blackholed_to_server: false,
-                    client_open: true,
-                    server_open: true,
-                };
+                let link = Link::new(Owner::Client(i));
                 self.links.insert(conn, link);
                 self.clients[i].conn = Some(conn);
                 self.clients[i].session.handle_connected(now, conn);
