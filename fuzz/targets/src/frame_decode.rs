@@ -65,13 +65,7 @@ pub fn run(input: &Input) {
     let mut cursor = 0usize;
     let mut out = Outcome { frames: Vec::new(), error: None };
     for (k, piece) in pieces.iter().enumerate() {
-        if let Some((at, new)) = input.change_limit {
-            if usize::from(at) == k {
-                let new = u32::from(new).max(1);
-                d.set_max_frame_size(new);
-                largest_limit = largest_limit.max(new);
-            }
-        }
+        change_limit(input, k, &mut d, &mut largest_limit);
         pushed += piece.len();
         d.push(piece.clone());
         loop {
@@ -137,6 +131,18 @@ pub fn run(input: &Input) {
     }
 }
 
+/// Before piece `k`: the decoder's limit changes if the input says so (`largest` keeps the
+/// largest limit set so far).
+fn change_limit(input: &Input, k: usize, d: &mut Decoder, largest: &mut u32) {
+    if let Some((at, new)) = input.change_limit {
+        if usize::from(at) == k {
+            let new = u32::from(new).max(1);
+            d.set_max_frame_size(new);
+            *largest = (*largest).max(new);
+        }
+    }
+}
+
 /// The same pieces appended to one buffer and decoded in place.
 fn run_in_place(input: &Input, pieces: &[bytes::Bytes], limit: u32) -> Outcome {
     let mut d = Decoder::new(limit);
@@ -144,13 +150,7 @@ fn run_in_place(input: &Input, pieces: &[bytes::Bytes], limit: u32) -> Outcome {
     let mut buf = BytesMut::new();
     let mut out = Outcome { frames: Vec::new(), error: None };
     for (k, piece) in pieces.iter().enumerate() {
-        if let Some((at, new)) = input.change_limit {
-            if usize::from(at) == k {
-                let new = u32::from(new).max(1);
-                d.set_max_frame_size(new);
-                largest_limit = largest_limit.max(new);
-            }
-        }
+        change_limit(input, k, &mut d, &mut largest_limit);
         buf.extend_from_slice(piece);
         loop {
             match d.next_frame_in(&mut buf) {
