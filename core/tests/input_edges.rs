@@ -1,0 +1,150 @@
+//! Handshake frames out of place, against a hand-played peer: a `Welcome` or `Reject` on an
+//! established connection, and data before the handshake, end that connection with
+//! `UnexpectedFrame` and nothing else. (Prompted by mutants the other tests let through; see
+//! docs/TESTING.md, "Mutation testing".)
+
+mod common;
+
+use bytes::Bytes;
+use common::raw::Raw;
+use common::test_config;
+use tether_core::wire::{Frame, Positions, Welcome, PROTOCOL_VERSION};
+use tether_core::{Event, Reason, SessionState};
+
+fn events(raw: &mut Raw) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(e) = raw.s.poll_event() {
+        out.push(e);
+    }
+    out
+}
+
+/// A second `Welcome`, even one that looks like a valid resume of this very session, is not
+/// accepted on an established connection: it is a protocol violation, not a resume.
+#[test]
+fn a_welcome_on_an_established_connection_is_unexpected() {
+    for resumed in [false, true] {
+        let mut raw = Raw::new(test_config(), 100);
+        raw.feed(&[Frame::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            resumed,
+            session_id: 7,
+            secret: [3; 16],
+            positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
+            max_message_size: 1 << 20,
+        })]);
+        assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame), "resumed {resumed}");
+        assert_eq!(
+            events(&mut raw),
+            [Event::Disconnected { reason: Reason::UnexpectedFrame }],
+            "resumed {resumed}"
+        );
+        assert_eq!(raw.s.stats().reconnects, 0);
+    }
+}
+
+/// A `Reject` on an established connection is a protocol violation on that connection; it does
+/// not end the session (only a refused handshake can).
+#[test]
+fn a_reject_on_an_established_connection_does_not_end_the_session() {
+    for reason in [Reason::BadSecret, Reason::ServerBusy] {
+        let mut raw = Raw::new(test_config(), 100);
+        raw.s.send(raw.now, Bytes::from_static(b"kept")).unwrap();
+        raw.drain();
+        raw.feed(&[Frame::Reject {
+            reason,
+            min_version: PROTOCOL_VERSION,
+            max_version: PROTOCOL_VERSION,
+        }]);
+        assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame), "{reason:?}");
+        assert_eq!(events(&mut raw), [Event::Disconnected { reason: Reason::UnexpectedFrame }]);
+        assert_eq!(raw.s.state(), SessionState::Detached);
+        assert_eq!(raw.s.stats().unconfirmed_messages, 1);
+    }
+}
+
+/// Frames of an established session before the handshake completed: the connection ends and
+/// nothing is delivered or confirmed.
+#[test]
+fn session_frames_before_the_welcome_are_unexpected() {
+    let frames = [
+        Frame::data(0, 0, &[Bytes::from_static(b"early")]),
+        Frame::Ping { token: 1 },
+        Frame::Ack(Positions { received: 0, acked: 0, max_seq: 10, max_bytes: 100 }),
+        Frame::Close { final_seq: 0 },
+    ];
+    for f in frames {
+        let mut raw = Raw::handshaking(test_config());
+        raw.feed(std::slice::from_ref(&f));
+        assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame), "{f:?}");
+        assert!(events(&mut raw).is_empty(), "{f:?}");
+        assert_eq!(raw.s.stats().messages_received, 0);
+        assert_eq!(raw.s.state(), SessionState::Detached);
+    }
+}
+
+/// The client's connection dies and it reconnects: its resume `Hello` is written, unanswered.
+fn resuming(raw: &mut Raw) {
+    raw.s.handle_disconnected(raw.now, raw.conn);
+    for _ in 0..1000 {
+        if raw.s.poll_connect(raw.now) {
+            break;
+        }
+        raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
+        raw.s.handle_timeout(raw.now);
+    }
+    raw.conn = tether_core::ConnId(raw.conn.0 + 1);
+    raw.s.handle_connected(raw.now, raw.conn);
+    let out = raw.drain();
+    assert!(matches!(out.first(), Some(Frame::Hello(_))), "{out:?}");
+    events(raw);
+}
+
+fn welcome(resumed: bool, session_id: u64, secret: [u8; 16]) -> Frame {
+    Frame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        resumed,
+        session_id,
+        secret,
+        positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
+        max_message_size: 1 << 20,
+    })
+}
+
+/// A resuming client takes only a `Welcome` that resumes its own session (its id, its secret):
+/// a fresh session, another session's id or a wrong secret is a malformed handshake, and the
+/// client keeps its session (it never carries on as a session it does not own).
+#[test]
+fn a_resume_accepts_only_a_welcome_resuming_its_own_session() {
+    let wrong = [
+        ("a new session", welcome(false, 7, [3; 16])),
+        ("another session", welcome(true, 8, [3; 16])),
+        ("another secret", welcome(true, 7, [4; 16])),
+    ];
+    for (what, w) in wrong {
+        let mut raw = Raw::new(test_config(), 100);
+        raw.s.send(raw.now, Bytes::from_static(b"kept")).unwrap();
+        resuming(&mut raw);
+        raw.feed(&[w]);
+        assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedHandshake), "{what}");
+        assert!(events(&mut raw).is_empty(), "{what}");
+        assert_eq!(raw.s.state(), SessionState::Detached, "{what}");
+        assert_eq!(raw.s.id(), Some(tether_core::SessionId(7)), "{what}");
+        assert_eq!(raw.s.stats().reconnects, 0, "{what}");
+    }
+    // Its own session resumes.
+    let mut raw = Raw::new(test_config(), 100);
+    resuming(&mut raw);
+    raw.feed(&[welcome(true, 7, [3; 16])]);
+    assert_eq!(events(&mut raw), [Event::Resumed]);
+}
+
+/// A client asking for a new session does not take a `Welcome` claiming to resume one.
+#[test]
+fn a_new_session_does_not_accept_a_resuming_welcome() {
+    let mut raw = Raw::handshaking(test_config());
+    raw.feed(&[welcome(true, 7, [3; 16])]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedHandshake));
+    assert!(events(&mut raw).is_empty());
+    assert_eq!(raw.s.id(), None);
+}
