@@ -148,3 +148,68 @@ fn a_new_session_does_not_accept_a_resuming_welcome() {
     assert!(events(&mut raw).is_empty());
     assert_eq!(raw.s.id(), None);
 }
+
+/// A standalone `Ack` acknowledging more than it says was received is a lie: the connection
+/// ends with `InvalidAck` and nothing is confirmed by it.
+#[test]
+fn an_ack_beyond_what_it_says_was_received_is_invalid() {
+    let mut raw = Raw::new(test_config(), 100);
+    for _ in 0..3 {
+        raw.s.send(raw.now, Bytes::from_static(b"x")).unwrap();
+    }
+    raw.drain();
+    raw.feed(&[Frame::Ack(Positions { received: 1, acked: 2, max_seq: 100, max_bytes: 1 << 30 })]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidAck));
+    assert_eq!(events(&mut raw), [Event::Disconnected { reason: Reason::InvalidAck }]);
+    assert_eq!(raw.s.stats().unconfirmed_messages, 3);
+}
+
+/// The round-trip time is measured from a message's first write to the ack that says it arrived.
+#[test]
+fn the_rtt_is_sampled_from_the_acknowledged_message() {
+    let mut raw = Raw::new(test_config(), 100);
+    raw.s.send(raw.now, Bytes::from_static(b"first")).unwrap();
+    raw.drain();
+    raw.now = raw.now + tether_core::Duration::from_millis(10);
+    raw.s.send(raw.now, Bytes::from_static(b"second")).unwrap();
+    raw.drain();
+    assert_eq!(raw.s.stats().rtt, None);
+    raw.now = raw.now + tether_core::Duration::from_millis(30);
+    raw.feed(&[Frame::Ack(Positions { received: 1, acked: 1, max_seq: 100, max_bytes: 1 << 30 })]);
+    assert_eq!(raw.s.stats().rtt, Some(tether_core::Duration::from_millis(40)));
+}
+
+/// A standalone `Ack` whose receive position goes backwards is a lie (the peer cannot un-receive).
+#[test]
+fn an_ack_whose_receive_position_goes_backwards_is_invalid() {
+    let mut raw = Raw::new(test_config(), 100);
+    for _ in 0..3 {
+        raw.s.send(raw.now, Bytes::from_static(b"x")).unwrap();
+    }
+    raw.drain();
+    raw.feed(&[Frame::Ack(Positions { received: 3, acked: 1, max_seq: 100, max_bytes: 1 << 30 })]);
+    assert_eq!(events(&mut raw), [Event::Confirmed { up_to: 0 }]);
+    raw.feed(&[Frame::Ack(Positions { received: 2, acked: 1, max_seq: 100, max_bytes: 1 << 30 })]);
+    assert_eq!(raw.conn_closed_with(), Some(Reason::InvalidAck));
+    assert_eq!(events(&mut raw), [Event::Disconnected { reason: Reason::InvalidAck }]);
+}
+
+/// An idle session measures the round-trip time with its heartbeat: the `Pong` that answers the
+/// latest `Ping` is a sample; a `Pong` with another token is not.
+#[test]
+fn a_pong_answering_the_heartbeat_is_an_rtt_sample() {
+    let mut raw = Raw::new(test_config(), 100);
+    raw.drain();
+    raw.now = raw.s.poll_timeout().unwrap();
+    raw.s.handle_timeout(raw.now);
+    let token = raw
+        .drain()
+        .iter()
+        .find_map(|f| if let Frame::Ping { token } = f { Some(*token) } else { None })
+        .expect("an idle session sends a heartbeat");
+    raw.now = raw.now + tether_core::Duration::from_millis(20);
+    raw.feed(&[Frame::Pong { token: token + 1 }]);
+    assert_eq!(raw.s.stats().rtt, None, "a pong for another ping is not a sample");
+    raw.feed(&[Frame::Pong { token }]);
+    assert_eq!(raw.s.stats().rtt, Some(tether_core::Duration::from_millis(20)));
+}
