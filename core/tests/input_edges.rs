@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::raw::Raw;
 use common::test_config;
 use tether_core::wire::{Frame, Positions, Welcome, PROTOCOL_VERSION};
-use tether_core::{Event, Reason, SessionState};
+use tether_core::{Event, FirstConnect, Reason, SessionState};
 
 fn events(raw: &mut Raw) -> Vec<Event> {
     let mut out = Vec::new();
@@ -63,6 +63,27 @@ fn a_reject_on_an_established_connection_does_not_end_the_session() {
     }
 }
 
+/// What a client's first connection ending in its handshake with `reason` leaves: with
+/// `FirstConnect::Retry` a detached session that will try again; with the default
+/// (`FirstConnect::Fail`) a session lost with that reason, handing back nothing.
+fn first_handshake_failed(raw: &mut Raw, retry: bool, reason: Reason, what: &str) {
+    let events = events(raw);
+    if retry {
+        assert!(events.is_empty(), "{what}: {events:?}");
+        assert_eq!(raw.s.state(), SessionState::Detached, "{what}");
+    } else {
+        match events.as_slice() {
+            [Event::Lost { reason: r, unconfirmed }] if *r == reason && unconfirmed.is_empty() => {}
+            e => panic!("{what}: {e:?}"),
+        }
+    }
+}
+
+fn first_connect(retry: bool) -> tether_core::Config {
+    let first_connect = if retry { FirstConnect::Retry } else { FirstConnect::Fail };
+    tether_core::Config { first_connect, ..test_config() }
+}
+
 /// Frames of an established session before the handshake completed: the connection ends and
 /// nothing is delivered or confirmed.
 #[test]
@@ -73,13 +94,14 @@ fn session_frames_before_the_welcome_are_unexpected() {
         Frame::Ack(Positions { received: 0, acked: 0, max_seq: 10, max_bytes: 100 }),
         Frame::Close { final_seq: 0 },
     ];
-    for f in frames {
-        let mut raw = Raw::handshaking(test_config());
-        raw.feed(std::slice::from_ref(&f));
-        assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame), "{f:?}");
-        assert!(events(&mut raw).is_empty(), "{f:?}");
-        assert_eq!(raw.s.stats().messages_received, 0);
-        assert_eq!(raw.s.state(), SessionState::Detached);
+    for retry in [false, true] {
+        for f in &frames {
+            let mut raw = Raw::handshaking(first_connect(retry));
+            raw.feed(std::slice::from_ref(f));
+            assert_eq!(raw.conn_closed_with(), Some(Reason::UnexpectedFrame), "{f:?}");
+            first_handshake_failed(&mut raw, retry, Reason::UnexpectedFrame, &format!("{f:?}"));
+            assert_eq!(raw.s.stats().messages_received, 0);
+        }
     }
 }
 
@@ -142,11 +164,13 @@ fn a_resume_accepts_only_a_welcome_resuming_its_own_session() {
 /// A client asking for a new session does not take a `Welcome` claiming to resume one.
 #[test]
 fn a_new_session_does_not_accept_a_resuming_welcome() {
-    let mut raw = Raw::handshaking(test_config());
-    raw.feed(&[welcome(true, 7, [3; 16])]);
-    assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedHandshake));
-    assert!(events(&mut raw).is_empty());
-    assert_eq!(raw.s.id(), None);
+    for retry in [false, true] {
+        let mut raw = Raw::handshaking(first_connect(retry));
+        raw.feed(&[welcome(true, 7, [3; 16])]);
+        assert_eq!(raw.conn_closed_with(), Some(Reason::MalformedHandshake));
+        first_handshake_failed(&mut raw, retry, Reason::MalformedHandshake, "resumed welcome");
+        assert_eq!(raw.s.id(), None);
+    }
 }
 
 /// A standalone `Ack` acknowledging more than it says was received is a lie: the connection
