@@ -63,3 +63,57 @@ fn the_unconfirmed_buffer_fills_exactly_to_its_limits() {
     assert!(matches!(s.send(now, Bytes::new()), Err(SendError::Backpressure(_))));
     assert_eq!((s.stats().unconfirmed_messages, s.stats().unconfirmed_bytes), (3, 100));
 }
+
+/// A connection reported to a session that has ended is closed at once: no handshake on it.
+#[test]
+fn a_connection_reported_after_the_end_is_closed_unused() {
+    use bytes::BytesMut;
+    use tether_core::{ConnId, Instant, Session, Transmit};
+    let now = Instant::ZERO;
+    let mut s = Session::client(test_config(), 1, now).unwrap();
+    s.abort(now);
+    assert!(matches!(s.poll_event(), Some(Event::Lost { reason: Reason::ApplicationAbort, .. })));
+    s.handle_connected(now, ConnId(5));
+    let mut buf = BytesMut::new();
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(Transmit::Close(ConnId(5))));
+    assert!(buf.is_empty(), "nothing is written on it");
+    assert_eq!(s.poll_transmit(now, &mut buf), None);
+    assert_eq!(s.state(), SessionState::Ended);
+}
+
+/// A connect failure reported while a connection is attached (a stale report, e.g. from a
+/// second attempt raced against the first) changes nothing: the handshake on the attached
+/// connection goes on, even when a failed first connect would end the session.
+#[test]
+fn a_stale_connect_failure_during_a_handshake_is_ignored() {
+    let mut raw = Raw::handshaking(test_config()); // FirstConnect::Fail
+    raw.s.handle_connect_failed(raw.now);
+    assert_eq!(raw.s.poll_event(), None);
+    assert_ne!(raw.s.state(), SessionState::Ended);
+    raw.feed(&[raw::welcome(Positions { received: 0, acked: 0, max_seq: 10, max_bytes: 1 << 20 })]);
+    assert_eq!(raw.s.poll_event(), Some(Event::Connected));
+}
+
+/// `has_close_pending` tells an adapter that stopped pulling output (full write buffer) that a
+/// retired connection still waits for its close: true from the connection's end until the
+/// `Transmit::Close` is taken, and the reconnect waits for it.
+#[test]
+fn has_close_pending_holds_until_the_close_is_taken() {
+    use bytes::BytesMut;
+    use tether_core::Transmit;
+    let mut raw = Raw::new(test_config(), 10);
+    assert!(!raw.s.has_close_pending());
+    raw.drain();
+    assert!(!raw.s.has_close_pending());
+    // The connection goes silent: the idle timeout retires it.
+    raw.now = raw.now + test_config().idle_timeout;
+    raw.s.handle_timeout(raw.now);
+    assert!(raw.s.has_close_pending());
+    raw.now = raw.now + test_config().reconnect_backoff_max;
+    raw.s.handle_timeout(raw.now);
+    assert!(!raw.s.poll_connect(raw.now), "no reconnect before the old connection is closed");
+    let mut buf = BytesMut::new();
+    assert_eq!(raw.s.poll_transmit(raw.now, &mut buf), Some(Transmit::Close(raw.conn)));
+    assert!(!raw.s.has_close_pending());
+    assert!(raw.s.poll_connect(raw.now));
+}
