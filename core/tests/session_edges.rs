@@ -117,3 +117,95 @@ fn has_close_pending_holds_until_the_close_is_taken() {
     assert!(!raw.s.has_close_pending());
     assert!(raw.s.poll_connect(raw.now));
 }
+
+/// Confirmations that arrive while the application is not reading fold into one event naming the
+/// newest: the event queue stays bounded, and what is confirmed is still exact.
+#[test]
+fn confirmations_the_application_has_not_read_fold_into_one() {
+    use bytes::Bytes;
+    let mut raw = Raw::new(test_config(), 100);
+    for _ in 0..5 {
+        raw.s.send(raw.now, Bytes::from_static(b"m")).unwrap();
+    }
+    raw.drain();
+    for k in 1..=5 {
+        raw.feed(&[tether_core::wire::Frame::Ack(Positions {
+            received: k,
+            acked: k,
+            max_seq: 100,
+            max_bytes: 1 << 30,
+        })]);
+    }
+    assert_eq!(raw.s.poll_event(), Some(Event::Confirmed { up_to: 4 }));
+    assert_eq!(raw.s.poll_event(), None);
+}
+
+/// A connection that flaps while the application is not reading: it sees one `Disconnected`
+/// and one `Resumed` (contract 3), not the whole history.
+#[test]
+fn a_flapping_connection_shows_at_most_one_disconnected_resumed_pair() {
+    let mut raw = Raw::new(test_config(), 100);
+    for _ in 0..3 {
+        raw.s.handle_disconnected(raw.now, raw.conn);
+        for _ in 0..1000 {
+            if raw.s.poll_connect(raw.now) {
+                break;
+            }
+            raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
+            raw.s.handle_timeout(raw.now);
+        }
+        raw.conn = tether_core::ConnId(raw.conn.0 + 1);
+        raw.s.handle_connected(raw.now, raw.conn);
+        raw.drain();
+        raw.feed(&[tether_core::wire::Frame::Welcome(tether_core::wire::Welcome {
+            version: tether_core::wire::PROTOCOL_VERSION,
+            resumed: true,
+            session_id: 7,
+            secret: [3; 16],
+            positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
+            max_message_size: 1 << 20,
+        })]);
+        assert_eq!(raw.s.state(), SessionState::Connected);
+    }
+    let mut events = Vec::new();
+    while let Some(e) = raw.s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(
+        events,
+        [Event::Disconnected { reason: Reason::TransportLost }, Event::Resumed],
+        "{events:?}"
+    );
+    assert_eq!(raw.s.stats().reconnects, 3);
+}
+
+/// A message queued before the handshake that is exactly as large as the peer accepts goes out;
+/// only a larger one ends the session (`MessageTooLarge`), since no connection could carry it.
+#[test]
+fn a_queued_message_exactly_at_the_peers_limit_is_sent() {
+    use bytes::Bytes;
+    for (len, fits) in [(100, true), (101, false)] {
+        let mut raw = Raw::handshaking(test_config());
+        raw.s.send(raw.now, Bytes::from(vec![7; len])).unwrap();
+        raw.feed(&[tether_core::wire::Frame::Welcome(tether_core::wire::Welcome {
+            version: tether_core::wire::PROTOCOL_VERSION,
+            resumed: false,
+            session_id: 7,
+            secret: [3; 16],
+            positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
+            max_message_size: 100,
+        })]);
+        assert_eq!(raw.s.poll_event(), Some(Event::Connected), "{len}");
+        if fits {
+            assert_eq!(raw.s.poll_event(), None);
+            let sent =
+                raw.drain().iter().any(|f| matches!(f, tether_core::wire::Frame::Data { .. }));
+            assert!(sent, "the message is written");
+        } else {
+            assert!(matches!(
+                raw.s.poll_event(),
+                Some(Event::Lost { reason: Reason::MessageTooLarge, .. })
+            ));
+        }
+    }
+}
