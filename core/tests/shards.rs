@@ -314,3 +314,46 @@ fn a_handoff_carries_every_byte_the_connection_sent() {
         }
     }
 }
+
+/// A session that resumes on its shard stops counting as detached for the other shards at once:
+/// a session detaching on another shard right after is not evicted for a limit the server no
+/// longer exceeds.
+#[test]
+fn a_resume_lowers_the_detached_count_the_other_shards_see() {
+    let config = Config { max_detached_sessions: 1, ..config() };
+    let mut eps = shards(2, &config);
+    let mut now = Instant::ZERO;
+    let mut a = Session::client(config.clone(), 1, now).unwrap();
+    let mut link_a = Link::connect(&mut a, &mut eps, now, 1, 0);
+    link_a.pump(&mut a, &mut eps, now);
+    let mut b = Session::client(config.clone(), 2, now).unwrap();
+    let mut link_b = Link::connect(&mut b, &mut eps, now, 2, 1);
+    link_b.pump(&mut b, &mut eps, now);
+    assert_eq!((eps[0].session_count(), eps[1].session_count()), (1, 1));
+
+    // A's connection dies and A resumes on its own shard.
+    a.handle_disconnected(now, link_a.conn);
+    eps[0].handle_disconnected(now, link_a.conn);
+    assert_eq!(eps[0].detached_count(), 1);
+    for _ in 0..1000 {
+        if a.poll_connect(now) {
+            break;
+        }
+        now = now + Duration::from_millis(1);
+        a.handle_timeout(now);
+    }
+    let conn = ConnId(3);
+    a.handle_connected(now, conn);
+    eps[0].handle_connected(now, conn);
+    link_a.conn = conn;
+    link_a.pump(&mut a, &mut eps, now);
+    assert!(link_a.client_events.contains(&Event::Resumed), "{:?}", link_a.client_events);
+    assert_eq!(eps[0].detached_count(), 0);
+
+    // Now B detaches: the only detached session of the server, within the limit.
+    eps[1].handle_disconnected(now, link_b.conn);
+    assert_eq!(eps[1].detached_count(), 1, "B is kept");
+    while let Some((_, e)) = eps[1].poll_event() {
+        assert!(!matches!(e, Event::Lost { .. }), "B was evicted: {e:?}");
+    }
+}
