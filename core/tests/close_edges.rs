@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::raw::Raw;
 use common::test_config;
 use tether_core::wire::{Frame, PROTOCOL_VERSION};
-use tether_core::{AckMode, Config, ConnId, Event, Reason, SessionState};
+use tether_core::{AckMode, Config, Event, Reason, SessionState};
 
 fn data(seq: u64, n: usize) -> Frame {
     let payloads: Vec<Bytes> = (0..n).map(|k| Bytes::from(vec![k as u8; 3])).collect();
@@ -17,11 +17,7 @@ fn data(seq: u64, n: usize) -> Frame {
 
 /// Events available now (no time passes).
 fn events(raw: &mut Raw) -> Vec<Event> {
-    let mut out = Vec::new();
-    while let Some(e) = raw.s.poll_event() {
-        out.push(e);
-    }
-    out
+    raw.events()
 }
 
 /// The peer may repeat its `Close` (it does after every resume); the same `final_seq` again is
@@ -88,18 +84,7 @@ fn a_close_ack_must_match_what_was_received_and_acknowledged() {
 
 /// A client whose resume is refused with `SessionClosed`.
 fn refused_as_closed(raw: &mut Raw) -> Vec<Event> {
-    raw.s.handle_disconnected(raw.now, raw.conn);
-    for _ in 0..1000 {
-        if raw.s.poll_connect(raw.now) {
-            break;
-        }
-        raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
-        raw.s.handle_timeout(raw.now);
-    }
-    raw.conn = ConnId(2);
-    raw.s.handle_connected(raw.now, raw.conn);
-    let out = raw.drain();
-    assert!(matches!(out.first(), Some(Frame::Hello(_))), "{out:?}");
+    raw.reconnect();
     events(raw);
     raw.feed(&[Frame::Reject {
         reason: Reason::SessionClosed,

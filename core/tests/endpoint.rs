@@ -4,7 +4,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions};
+use tether_core::wire::{Decoder, Frame, HelloKind};
 use tether_core::{
     Config, ConnId, Duration, Endpoint, Event, FirstConnect, Instant, Reason, Session, Transmit,
 };
@@ -12,15 +12,7 @@ use tether_core::{
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn hello(kind: HelloKind, min: u16, max: u16) -> Frame {
-    Frame::Hello(Hello {
-        min_version: min,
-        max_version: max,
-        kind,
-        session_id: 0,
-        secret: [0; 16],
-        positions: Positions::default(),
-        max_message_size: 1 << 20,
-    })
+    Frame::Hello(raw::new_hello(kind, min, max))
 }
 
 /// Sends `bytes` on a fresh raw connection and returns the frames the endpoint answered with and

@@ -7,21 +7,13 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions};
+use tether_core::wire::{Decoder, Frame, Hello, HelloKind};
 use tether_core::{Config, ConnId, Duration, Endpoint, Event, Instant, Reason, Session, Transmit};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn hello(kind: HelloKind, min: u16, max: u16) -> Hello {
-    Hello {
-        min_version: min,
-        max_version: max,
-        kind,
-        session_id: 0,
-        secret: [0; 16],
-        positions: Positions::default(),
-        max_message_size: 1 << 20,
-    }
+    raw::new_hello(kind, min, max)
 }
 
 fn encoded(f: &Frame) -> Bytes {

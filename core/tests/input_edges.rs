@@ -12,11 +12,7 @@ use tether_core::wire::{Frame, Positions, Welcome, PROTOCOL_VERSION};
 use tether_core::{Event, FirstConnect, Reason, SessionState};
 
 fn events(raw: &mut Raw) -> Vec<Event> {
-    let mut out = Vec::new();
-    while let Some(e) = raw.s.poll_event() {
-        out.push(e);
-    }
-    out
+    raw.events()
 }
 
 /// A second `Welcome`, even one that looks like a valid resume of this very session, is not
@@ -107,18 +103,7 @@ fn session_frames_before_the_welcome_are_unexpected() {
 
 /// The client's connection dies and it reconnects: its resume `Hello` is written, unanswered.
 fn resuming(raw: &mut Raw) {
-    raw.s.handle_disconnected(raw.now, raw.conn);
-    for _ in 0..1000 {
-        if raw.s.poll_connect(raw.now) {
-            break;
-        }
-        raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
-        raw.s.handle_timeout(raw.now);
-    }
-    raw.conn = tether_core::ConnId(raw.conn.0 + 1);
-    raw.s.handle_connected(raw.now, raw.conn);
-    let out = raw.drain();
-    assert!(matches!(out.first(), Some(Frame::Hello(_))), "{out:?}");
+    raw.reconnect();
     events(raw);
 }
 

@@ -146,17 +146,7 @@ fn confirmations_the_application_has_not_read_fold_into_one() {
 fn a_flapping_connection_shows_at_most_one_disconnected_resumed_pair() {
     let mut raw = Raw::new(test_config(), 100);
     for _ in 0..3 {
-        raw.s.handle_disconnected(raw.now, raw.conn);
-        for _ in 0..1000 {
-            if raw.s.poll_connect(raw.now) {
-                break;
-            }
-            raw.now = raw.s.poll_timeout().expect("a reconnect is scheduled");
-            raw.s.handle_timeout(raw.now);
-        }
-        raw.conn = tether_core::ConnId(raw.conn.0 + 1);
-        raw.s.handle_connected(raw.now, raw.conn);
-        raw.drain();
+        raw.reconnect();
         raw.feed(&[tether_core::wire::Frame::Welcome(tether_core::wire::Welcome {
             version: tether_core::wire::PROTOCOL_VERSION,
             resumed: true,

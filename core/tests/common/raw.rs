@@ -2,7 +2,7 @@
 //! connection on bad input.
 
 use bytes::BytesMut;
-use tether_core::wire::{Decoder, Frame, Positions, Welcome};
+use tether_core::wire::{Decoder, Frame, Hello, HelloKind, Positions, Welcome};
 use tether_core::{Config, ConnId, Event, Instant, Reason, Session, Transmit};
 
 /// A client session and its one connection, played by hand.
@@ -68,6 +68,29 @@ impl Raw {
         self.drain_all().into_iter().flatten().collect()
     }
 
+    /// The session's events available now (no time passes).
+    pub fn events(&mut self) -> Vec<Event> {
+        core::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    /// The connection dies; the session reconnects (time jumps to its backoff) on the next
+    /// connection id, whose first write must be a `Hello`. Returns what it wrote.
+    pub fn reconnect(&mut self) -> Vec<Frame> {
+        self.s.handle_disconnected(self.now, self.conn);
+        for _ in 0..1000 {
+            if self.s.poll_connect(self.now) {
+                break;
+            }
+            self.now = self.s.poll_timeout().expect("a reconnect is scheduled");
+            self.s.handle_timeout(self.now);
+        }
+        self.conn = ConnId(self.conn.0 + 1);
+        self.s.handle_connected(self.now, self.conn);
+        let out = self.drain();
+        assert!(matches!(out.first(), Some(Frame::Hello(_))), "{out:?}");
+        out
+    }
+
     pub fn conn_closed_with(&mut self) -> Option<Reason> {
         let out = self.drain_all();
         assert_eq!(out.last(), Some(&None), "connection should be closed: {out:?}");
@@ -75,6 +98,19 @@ impl Raw {
             Frame::ConnClose { reason } => Some(*reason),
             _ => None,
         })
+    }
+}
+
+/// A client's new-session `Hello` offering versions `min..=max`.
+pub fn new_hello(kind: HelloKind, min: u16, max: u16) -> Hello {
+    Hello {
+        min_version: min,
+        max_version: max,
+        kind,
+        session_id: 0,
+        secret: [0; 16],
+        positions: Positions::default(),
+        max_message_size: 1 << 20,
     }
 }
 
