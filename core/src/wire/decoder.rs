@@ -267,6 +267,32 @@ mod tests {
     use crate::wire::{Hello, HelloKind, Positions, Welcome};
     use alloc::vec::Vec;
 
+    #[test]
+    fn missing_counts_what_the_front_frame_still_lacks() {
+        let mut wire = BytesMut::new();
+        Frame::Ping { token: 3 }.encode(&mut wire);
+        let d = Decoder::new(1 << 20);
+        assert_eq!(d.missing(&[]), 0);
+        for k in 1..wire.len() {
+            let expected = if k < 4 { 4 - k } else { wire.len() - k };
+            assert_eq!(d.missing(&wire[..k]), expected, "{k} of {} bytes", wire.len());
+        }
+        assert_eq!(d.missing(&wire), 0);
+    }
+
+    #[test]
+    fn two_pushes_without_a_poll_between_keep_every_byte() {
+        let mut wire = BytesMut::new();
+        Frame::Ping { token: 3 }.encode(&mut wire);
+        let wire = wire.freeze();
+        let mut d = Decoder::new(1 << 20);
+        d.push(wire.slice(..5));
+        d.push(wire.slice(5..));
+        assert_eq!(d.buffered(), wire.len());
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Ping { token: 3 })));
+        assert_eq!((d.next_frame(), d.buffered()), (Ok(None), 0));
+    }
+
     fn samples() -> Vec<Frame> {
         let p = Positions { received: 5, acked: 4, max_seq: 100, max_bytes: 1 << 40 };
         alloc::vec![
