@@ -147,13 +147,11 @@ fn a_flapping_connection_shows_at_most_one_disconnected_resumed_pair() {
     let mut raw = Raw::new(test_config(), 100);
     for _ in 0..3 {
         raw.reconnect();
-        raw.feed(&[tether_core::wire::Frame::Welcome(tether_core::wire::Welcome {
-            version: tether_core::wire::PROTOCOL_VERSION,
-            resumed: true,
-            session_id: 7,
-            secret: [3; 16],
-            positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
-            max_message_size: 1 << 20,
+        raw.feed(&[raw::resume_welcome(Positions {
+            received: 0,
+            acked: 0,
+            max_seq: 100,
+            max_bytes: 1 << 30,
         })]);
         assert_eq!(raw.s.state(), SessionState::Connected);
     }
@@ -177,14 +175,8 @@ fn a_queued_message_exactly_at_the_peers_limit_is_sent() {
     for (len, fits) in [(100, true), (101, false)] {
         let mut raw = Raw::handshaking(test_config());
         raw.s.send(raw.now, Bytes::from(vec![7; len])).unwrap();
-        raw.feed(&[tether_core::wire::Frame::Welcome(tether_core::wire::Welcome {
-            version: tether_core::wire::PROTOCOL_VERSION,
-            resumed: false,
-            session_id: 7,
-            secret: [3; 16],
-            positions: Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 },
-            max_message_size: 100,
-        })]);
+        let positions = Positions { received: 0, acked: 0, max_seq: 100, max_bytes: 1 << 30 };
+        raw.feed(&[raw::welcome_limiting(positions, 100)]);
         assert_eq!(raw.s.poll_event(), Some(Event::Connected), "{len}");
         if fits {
             assert_eq!(raw.s.poll_event(), None);

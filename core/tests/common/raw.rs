@@ -116,12 +116,26 @@ pub fn new_hello(kind: HelloKind, min: u16, max: u16) -> Hello {
 
 /// A new-session `Welcome` from the hand-played server with the given positions.
 pub fn welcome(positions: Positions) -> Frame {
+    welcome_of(false, positions, 1 << 20)
+}
+
+/// Like [`welcome`], from a server that accepts messages of at most `max_message_size` bytes.
+pub fn welcome_limiting(positions: Positions, max_message_size: u32) -> Frame {
+    welcome_of(false, positions, max_message_size)
+}
+
+/// The `Welcome` that accepts a resume of the session `welcome` created.
+pub fn resume_welcome(positions: Positions) -> Frame {
+    welcome_of(true, positions, 1 << 20)
+}
+
+fn welcome_of(resumed: bool, positions: Positions, max_message_size: u32) -> Frame {
     Frame::Welcome(Welcome {
         version: tether_core::wire::PROTOCOL_VERSION,
-        resumed: false,
+        resumed,
         session_id: 7,
         secret: [3; 16],
         positions,
-        max_message_size: 1 << 20,
+        max_message_size,
     })
 }
