@@ -30,11 +30,13 @@ fn main() {
     let start = Instant::now();
     let mut execs = 0u64;
     let mut slowest = (Duration::ZERO, String::new());
+    let mut per: Vec<Duration> = vec![Duration::ZERO; inputs.len()];
     while start.elapsed().as_secs_f64() < secs {
-        for (name, data) in &inputs {
+        for (k, (name, data)) in inputs.iter().enumerate() {
             let t = Instant::now();
             run(data);
             let took = t.elapsed();
+            per[k] += took;
             if took > slowest.0 {
                 slowest = (took, name.clone());
             }
@@ -42,6 +44,30 @@ fn main() {
         }
     }
     let el = start.elapsed().as_secs_f64();
+    if std::env::var("EXEC_HIST").is_ok() {
+        let total: Duration = per.iter().sum();
+        let mut sorted = per.clone();
+        sorted.sort();
+        sorted.reverse();
+        let rounds = execs as f64 / inputs.len() as f64;
+        let at =
+            |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6 / rounds;
+        println!(
+            "per input µs: fastest {:.0}, median {:.0}, slowest {:.0}",
+            at(1.0),
+            at(0.5),
+            at(0.0)
+        );
+        for frac in [0.01, 0.05, 0.1, 0.25, 0.5] {
+            let n = ((inputs.len() as f64) * frac).ceil() as usize;
+            let s: Duration = sorted[..n].iter().sum();
+            println!(
+                "slowest {:.0}% of inputs: {:.1}% of the time",
+                frac * 100.0,
+                100.0 * s.as_secs_f64() / total.as_secs_f64()
+            );
+        }
+    }
     println!(
         "{target}: {execs} executions of {} corpus inputs in {el:.1} s: {:.0} exec/s; slowest {:?} ({})",
         inputs.len(),

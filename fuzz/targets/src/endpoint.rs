@@ -51,7 +51,7 @@ enum Op {
     Close {
         conn: u8,
     },
-    /// Let this many milliseconds pass.
+    /// Let this many milliseconds pass (modulo 3,000).
     Run(u16),
     /// Honest traffic.
     HonestSend {
@@ -80,7 +80,7 @@ pub fn fuzz(data: &[u8]) {
     }
 }
 
-const MAX_MESSAGES: usize = 200;
+const MAX_MESSAGES: usize = 100;
 
 /// Runs one input, panicking on any property violation.
 pub fn run(input: &Input) {
@@ -216,7 +216,9 @@ fn step(net: &mut Net, op: &Op, honest: usize) {
                 net.hostile_close(conn);
             }
         }
-        Op::Run(ms) => net.run_for(Duration::from_millis(u64::from(*ms % 20_000))),
+        // Up to 3 s: past the handshake and idle timeouts; longer idle spans only repeat
+        // heartbeats (see `pair`).
+        Op::Run(ms) => net.run_for(Duration::from_millis(u64::from(*ms % 3_000))),
         Op::HonestSend { client, n, size } => {
             let i = usize::from(*client) % honest;
             let max = net.config.max_message_size as usize;
