@@ -162,6 +162,11 @@ impl Endpoint {
         self.sessions.keys().copied()
     }
 
+    /// Every session held, attached or detached, with its id (to read their stats or state).
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, &Session)> + '_ {
+        self.sessions.iter().map(|(id, s)| (*id, s))
+    }
+
     /// Sessions held (attached or detached).
     pub fn session_count(&self) -> usize {
         self.sessions.len()

@@ -246,6 +246,19 @@ fn a_full_server_ends_a_new_client_with_server_busy_by_default() {
 }
 
 #[test]
+fn sessions_lists_every_session_held_with_its_own_id() {
+    let mut net = Net::new(test_config(), 3, 11);
+    assert!(net.run_until(LIMIT, |n| n.clients.iter().all(|c| c.app.connected)));
+    net.reset(1);
+    net.run_for(Duration::from_millis(1));
+    let listed: Vec<_> = net.server.sessions().map(|(id, s)| (id, s.id())).collect();
+    let mut ids: Vec<_> = net.clients.iter().filter_map(|c| c.session.id()).collect();
+    ids.sort();
+    assert_eq!(listed, ids.iter().map(|&id| (id, Some(id))).collect::<Vec<_>>());
+    assert!(net.server.session_ids().eq(ids.iter().copied()));
+}
+
+#[test]
 fn after_the_first_handshake_a_failed_connect_is_retried_even_by_default() {
     let mut net = Net::new(test_config(), 1, 9);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));

@@ -653,9 +653,9 @@ impl Net {
     /// Every session and the endpoint within their configured limits; records the largest
     /// buffers seen.
     fn check_limits(&mut self) {
-        let server = self.server.session_ids().filter_map(|id| self.server.session(id));
+        let server = self.server.sessions().map(|(_, s)| (s, &self.server_config));
         let clients = self.clients.iter().map(|c| (&c.session, &self.config));
-        for (s, c) in clients.chain(server.map(|s| (s, &self.server_config))) {
+        for (s, c) in clients.chain(server) {
             let st = s.stats();
             self.max_buffered_receive = self.max_buffered_receive.max(st.buffered_receive_bytes);
             self.max_unconfirmed = self.max_unconfirmed.max(st.unconfirmed_bytes);
