@@ -72,4 +72,14 @@ mod tests {
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
         assert_eq!(Instant::from_millis(3) - Instant::from_millis(1), Duration::from_millis(2));
     }
+
+    /// Adapters map a core deadline back onto their clock through `as_nanos`.
+    #[test]
+    fn nanoseconds_round_trip() {
+        for n in [0, 1, 999, 1_500_000_000, u64::MAX] {
+            assert_eq!(Instant::from_nanos(n).as_nanos(), n);
+        }
+        assert_eq!(Instant::from_millis(3).as_nanos(), 3_000_000);
+        assert_eq!(Instant::from_millis(u64::MAX).as_nanos(), u64::MAX, "saturates");
+    }
 }

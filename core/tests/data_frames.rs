@@ -339,15 +339,18 @@ fn the_ack_timeout_starts_when_data_is_written_after_an_idle_spell() {
         raw.drain();
     };
     let step = Duration::from_millis(100);
-    let idle = config.ack_timeout.as_nanos() as u64 * 3;
-    while raw.now.as_nanos() < idle {
+    // Counted steps, so that a broken clock fails the test instead of spinning it.
+    let steps = |d: Duration| d.as_nanos() / step.as_nanos();
+    let start = raw.now;
+    for _ in 0..steps(config.ack_timeout * 3) {
         raw.now = raw.now + step;
         alive(&mut raw);
     }
+    assert!(raw.now - start >= config.ack_timeout * 3, "idle for three ack timeouts");
     raw.s.send(raw.now, msg(0, 8)).unwrap();
     raw.drain();
     let sent = raw.now;
-    while raw.now < sent + (config.ack_timeout - step) {
+    for _ in 0..steps(config.ack_timeout - step) {
         raw.now = raw.now + step;
         alive(&mut raw);
         assert!(

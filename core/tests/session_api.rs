@@ -15,17 +15,19 @@ fn misuse_is_reported_at_the_call_and_hands_the_message_back() {
     let now = net.now;
     let s = &mut net.clients[0].session;
     let big = Bytes::from(vec![0u8; test_config().max_message_size as usize + 1]);
-    assert!(
-        matches!(s.send(now, big.clone()), Err(SendError::TooLarge { payload, .. }) if payload == big)
-    );
+    let too_large = s.send(now, big.clone()).unwrap_err();
+    assert!(matches!(&too_large, SendError::TooLarge { payload, .. } if *payload == big));
+    assert_eq!(too_large.into_payload(), big, "every refusal hands the message back");
     assert_eq!(s.ack(0), Err(AckError::NotManual));
     s.close(now).unwrap();
     s.close(now).unwrap(); // idempotent
     let m = Bytes::from_static(b"late");
     assert_eq!(s.send(now, m.clone()), Err(SendError::Closing(m.clone())));
+    assert_eq!(s.send(now, m.clone()).unwrap_err().into_payload(), m);
     assert!(net.run_to_end(LIMIT));
     let s = &mut net.clients[0].session;
-    assert_eq!(s.send(net.now, m.clone()), Err(SendError::Ended(m)));
+    assert_eq!(s.send(net.now, m.clone()), Err(SendError::Ended(m.clone())));
+    assert_eq!(s.send(net.now, m.clone()).unwrap_err().into_payload(), m);
     assert_eq!(s.close(net.now), Err(CloseError::Ended));
     s.abort(net.now); // harmless after the end
     assert!(s.poll_event().is_none());
@@ -43,7 +45,8 @@ fn backpressure_hands_the_message_back_and_clears_on_confirmation() {
     }
     assert!(!s.can_send(1));
     let m = Bytes::from_static(b"fifth");
-    assert_eq!(s.send(now, m.clone()), Err(SendError::Backpressure(m)));
+    assert_eq!(s.send(now, m.clone()), Err(SendError::Backpressure(m.clone())));
+    assert_eq!(s.send(now, m.clone()).unwrap_err().into_payload(), m);
     assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(3)));
     assert!(net.clients[0].session.can_send(1));
 }

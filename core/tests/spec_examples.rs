@@ -103,3 +103,37 @@ fn the_data_run_example_is_what_the_encoder_writes() {
     let long = encode(&Frame::data(0, 0, &[Bytes::from(vec![0x61; 200])]));
     assert_eq!(long[21..23], [0xc8, 0x01], "a 200-byte message's prefix, as the text says");
 }
+
+/// Section 12's table is what `Reason` decodes, names and classifies: every listed code decodes to
+/// the variant of that name, its category says whether it is a protocol violation, and its
+/// `Display` (what the adapters log) is the name and the code. Codes not listed decode as
+/// `Unknown`.
+#[test]
+fn the_reason_code_table_is_what_reason_decodes_and_classifies() {
+    let doc = protocol_md();
+    let at = doc.find("## 12. Reason codes").expect("PROTOCOL.md has section 12");
+    let section = &doc[at..at + doc[at..].find("\n## 13.").expect("section 13 follows")];
+    let mut listed = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Ok(code) = cells[1].parse::<u8>() else { continue }; // the header row
+        let name = cells[2].trim_matches('`');
+        let reason = Reason::from_code(code);
+        assert_eq!(format!("{reason:?}"), name, "code {code}");
+        assert_eq!(reason.code(), code, "{name}");
+        assert_eq!(reason.to_string(), format!("{name} ({code})"), "Display of {name}");
+        assert_eq!(
+            reason.is_protocol_violation(),
+            cells[3] == "protocol violation",
+            "{name}: category {:?}",
+            cells[3]
+        );
+        listed.push(code);
+    }
+    assert!(listed.len() >= 27, "the table lists every reason ({} rows read)", listed.len());
+    for code in (0..=255u8).filter(|c| !listed.contains(c)) {
+        assert_eq!(Reason::from_code(code), Reason::Unknown, "unlisted code {code}");
+    }
+    assert!(!Reason::Unknown.is_protocol_violation());
+    assert_eq!(Reason::ChecksumMismatch.to_string(), "ChecksumMismatch (18)");
+}
