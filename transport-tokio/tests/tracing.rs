@@ -147,6 +147,10 @@ async fn one_span_per_session_with_its_id_and_an_event_per_state_change() {
         for expected in ["session accepted", "close requested", "session closed cleanly"] {
             assert!(server_events.iter().any(|m| m == expected), "server: {server_events:?}");
         }
+        for events in [client_events, server_events] {
+            let asked = events.iter().filter(|m| *m == "close requested").count();
+            assert_eq!(asked, 1, "one close, however often it is polled: {events:?}");
+        }
         let warned = server_events.iter().any(|m| m.starts_with("close waits"));
         assert!(!warned, "a close with automatic acks warned: {server_events:?}");
 

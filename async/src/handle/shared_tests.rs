@@ -93,6 +93,11 @@ async fn only_the_last_handle_dropped_aborts_the_session() {
     drop(accepted);
     let end = within(client.ended(), "the peer learns of the abort").await;
     assert!(matches!(end, End::Lost { reason: Reason::ApplicationAbort, .. }), "{end:?}");
+    assert!(!end.is_closed());
+    let End::Lost { unconfirmed, .. } = &end else { unreachable!() };
+    let shown =
+        format!("session lost (ApplicationAbort (48)); {} messages unconfirmed", unconfirmed.len());
+    assert_eq!(end.to_string(), shown);
 }
 
 /// `recv_many` takes at most `limit` messages, from the handles' batch first and then from the
@@ -169,7 +174,10 @@ async fn a_client_driver_finishes_when_its_session_ends() {
     let (server, client) = pair(Config::default(), Config::default()).await;
     let accepted = server.accept().await.unwrap();
     let closing = tokio::spawn(async move { accepted.close().await });
-    assert_eq!(within(client.close(), "the close").await, End::Closed);
+    let end = within(client.close(), "the close").await;
+    assert_eq!(end, End::Closed);
+    assert!(end.is_closed());
+    assert_eq!(end.to_string(), "session closed");
     within(
         async {
             while Arc::strong_count(&client.shared) > 1 {
@@ -180,4 +188,25 @@ async fn a_client_driver_finishes_when_its_session_ends() {
     )
     .await;
     assert_eq!(within(closing, "the server's close").await.unwrap(), End::Closed);
+}
+
+/// `poll_send_ready` is ready while there is room; while the unconfirmed buffer is full it waits
+/// for any message the size limit allows, up to exactly `max_message_size`, and is ready at once
+/// for a larger one (waiting cannot help it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_readiness_follows_room_and_the_size_limit() {
+    let cfg = Config { max_unconfirmed_messages: 2, ..Config::default() };
+    let (server, client) = pair(Config::default(), cfg).await;
+    let _unread = server.accept().await.unwrap();
+    let (_, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    let max = Config::default().max_message_size as usize;
+    assert!(client.poll_send_ready(&mut cx, 1).is_ready(), "room");
+    assert!(client.poll_send_ready(&mut cx, max).is_ready(), "room for the largest message");
+    for i in 0..2u8 {
+        client.send(Bytes::from(vec![i])).await.unwrap();
+    }
+    assert!(client.poll_send_ready(&mut cx, 1).is_pending(), "full");
+    assert!(client.poll_send_ready(&mut cx, max).is_pending(), "the largest message waits too");
+    assert!(client.poll_send_ready(&mut cx, max + 1).is_ready(), "too large: no use waiting");
 }
