@@ -177,6 +177,10 @@ async fn one_span_per_session_with_its_id_and_an_event_per_state_change() {
         let warning = "close waits for the application to take and ack the peer's messages \
                        (manual acks), at most close_timeout";
         assert!(events.iter().any(|m| m == warning), "server: {events:?}");
+        // Polled again while it waited: still one close, one warning.
+        let asked = events.iter().filter(|m| *m == "close requested").count();
+        assert_eq!(asked, 1, "server: {events:?}");
+        assert_eq!(events.iter().filter(|m| *m == warning).count(), 1, "server: {events:?}");
     })
     .await;
 }
