@@ -555,6 +555,8 @@ mod tests {
         for t in threads {
             for token in t.join().unwrap() {
                 assert!(all.insert(token), "token {token} handed out twice");
+                // The top bit keeps them apart from `Wait`'s tokens, which are addresses.
+                assert_ne!(token >> 63, 0, "token {token:#x} could equal an address");
             }
         }
     }
@@ -732,3 +734,7 @@ mod tests {
         assert_eq!(end, crate::End::Closed);
     }
 }
+
+/// Tests of the shared state (`shared.rs`) through the handles.
+#[cfg(all(test, not(tether_loom)))]
+mod shared_tests;

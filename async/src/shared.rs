@@ -314,6 +314,12 @@ impl Slot {
         self.inbox.len()
     }
 
+    /// Link events waiting for the application (for tests).
+    #[cfg(all(test, not(tether_loom)))]
+    pub(crate) fn links_len(&self) -> usize {
+        self.links.len()
+    }
+
     fn wake_all(&mut self, out: &mut Vec<Waker>) {
         self.recv_wakers.take_into(out);
         self.send_wakers.take_into(out);

@@ -141,6 +141,29 @@ pub(crate) async fn pair(server: Config, client: Config) -> (Server, Session) {
     (server, clients.remove(0))
 }
 
+/// Closes every connection opened so far, as a transport failure would (both ends see the end of
+/// the stream).
+#[derive(Clone, Default)]
+pub(crate) struct Cut(Arc<Mutex<Vec<[Shared; 2]>>>);
+
+/// One direction of a pipe, as both of its ends hold it.
+type Shared = Arc<Mutex<Half>>;
+
+impl Cut {
+    pub(crate) fn cut(&self) {
+        for halves in self.0.lock().unwrap().drain(..) {
+            halves.iter().for_each(|half| close(half));
+        }
+    }
+}
+
+/// A server and a connected client over in-memory pipes, and the [`Cut`] that breaks them.
+pub(crate) async fn cuttable_pair(server: Config, client: Config) -> (Server, Session, Cut) {
+    let cut = Cut::default();
+    let (server, mut clients) = clients_of(server, client, 1, usize::MAX, Some(cut.clone())).await;
+    (server, clients.remove(0), cut)
+}
+
 /// A server and `n` connected clients over in-memory pipes whose reads return at most `max_read`
 /// bytes, on the current tokio runtime.
 pub(crate) async fn server_and_clients(
@@ -148,6 +171,16 @@ pub(crate) async fn server_and_clients(
     client: Config,
     n: usize,
     max_read: usize,
+) -> (Server, Vec<Session>) {
+    clients_of(server, client, n, max_read, None).await
+}
+
+async fn clients_of(
+    server: Config,
+    client: Config,
+    n: usize,
+    max_read: usize,
+    cut: Option<Cut>,
 ) -> (Server, Vec<Session>) {
     let runtime: Arc<dyn Runtime> = Arc::new(TestRuntime);
     let (tx, rx) = mpsc::unbounded_channel::<Pipe>();
@@ -159,8 +192,12 @@ pub(crate) async fn server_and_clients(
     let mut clients = Vec::new();
     for _ in 0..n {
         let tx = tx.clone();
+        let cut = cut.clone();
         let connect: Connect = Box::new(move || {
             let (near, far) = pipe(max_read);
+            if let Some(cut) = &cut {
+                cut.0.lock().unwrap().push([near.incoming.clone(), near.outgoing.clone()]);
+            }
             let sent = tx.send(far);
             Box::pin(async move {
                 sent.map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
