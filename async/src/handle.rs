@@ -537,8 +537,9 @@ mod tests {
 
     use bytes::Bytes;
 
+    use super::inbox_holds;
     use crate::shared::new_waiter;
-    use crate::test_runtime::pair;
+    use crate::test_runtime::{pair, within};
     use crate::{Config, SendError};
 
     #[test]
@@ -697,20 +698,8 @@ mod tests {
         }
         let full = client.try_send(Bytes::from_static(b"full"));
         assert!(matches!(full, Err(SendError::Backpressure(_))), "{full:?}");
-        async fn within<F: Future>(f: F, what: &str) -> F::Output {
-            tokio::time::timeout(Duration::from_secs(20), f).await.expect(what)
-        }
         // Wait until all 8 wait on this side, then take 3 of them (the batch keeps the other 5).
-        within(
-            async {
-                while session.shared.lock().slots.get(&session.key).map_or(0, |s| s.inbox_len()) < 8
-                {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            },
-            "the 8 messages arrive",
-        )
-        .await;
+        inbox_holds(&session, 8).await;
         for i in 0..3u8 {
             assert_eq!(session.recv().await.unwrap().payload, Bytes::from(vec![i]));
         }
@@ -733,6 +722,20 @@ mod tests {
         let end = within(close, "the close completes").await.unwrap();
         assert_eq!(end, crate::End::Closed);
     }
+}
+
+/// Waits (at most 20 s) until `n` messages wait in `session`'s inbox, taken by no handle yet.
+#[cfg(all(test, not(tether_loom)))]
+async fn inbox_holds(session: &Session, n: usize) {
+    crate::test_runtime::within(
+        async {
+            while session.shared.lock().slots.get(&session.key).map_or(0, |s| s.inbox_len()) < n {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        },
+        "the messages arrive",
+    )
+    .await;
 }
 
 /// Tests of the shared state (`shared.rs`) through the handles.

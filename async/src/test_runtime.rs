@@ -141,6 +141,11 @@ pub(crate) async fn pair(server: Config, client: Config) -> (Server, Session) {
     (server, clients.remove(0))
 }
 
+/// `f`, failing the test with `what` if it takes more than 20 s.
+pub(crate) async fn within<F: std::future::Future>(f: F, what: &str) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(20), f).await.expect(what)
+}
+
 /// Closes every connection opened so far, as a transport failure would (both ends see the end of
 /// the stream).
 #[derive(Clone, Default)]

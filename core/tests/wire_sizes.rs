@@ -2,9 +2,12 @@
 //! 13.1): adapters size their buffers and check their limits with them, and `FrameSink`'s
 //! provided methods behave as documented for a sink that only counts its bytes.
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
+use common::raw;
 use tether_core::wire::{
-    Frame, FrameSink, Hello, HelloKind, Positions, Welcome, DATA_FRAME_LEN, DATA_HEADER_LEN,
+    Frame, FrameSink, HelloKind, Positions, Welcome, DATA_FRAME_LEN, DATA_HEADER_LEN,
     DATA_OVERHEAD, FRAME_OVERHEAD, MAX_CONTROL_FRAME_LEN, MAX_LENGTH_PREFIX, PROTOCOL_VERSION,
 };
 use tether_core::Reason;
@@ -29,15 +32,9 @@ fn control_frames_are_their_body_plus_frame_overhead_and_hello_is_the_largest() 
     // PROTOCOL.md: "len: u32 | type: u8 | body | crc: u32"; `max_frame_size >= ... 66`.
     assert_eq!(FRAME_OVERHEAD, 9);
     assert_eq!(MAX_CONTROL_FRAME_LEN, 66);
-    let hello = Frame::Hello(Hello {
-        min_version: PROTOCOL_VERSION,
-        max_version: PROTOCOL_VERSION,
-        kind: HelloKind::Resume,
-        session_id: 7,
-        secret: [3; 16],
-        positions: positions(),
-        max_message_size: 1000,
-    });
+    // Every field is fixed-width: the values do not change the size.
+    let v = PROTOCOL_VERSION;
+    let hello = Frame::Hello(raw::new_hello(HelloKind::Resume, v, v));
     let welcome = Frame::Welcome(Welcome {
         version: PROTOCOL_VERSION,
         resumed: true,

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::test_runtime::pair;
+use super::inbox_holds;
+use crate::test_runtime::{pair, within};
 use crate::{Config, End, LinkEvent, Reason, SessionState};
 
 /// A waker that counts its wake-ups.
@@ -27,10 +28,6 @@ impl Wake for Count {
 fn counting() -> (Arc<Count>, Waker) {
     let count = Arc::new(Count::default());
     (count.clone(), Waker::from(count))
-}
-
-async fn within<F: Future>(f: F, what: &str) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect(what)
 }
 
 /// A waiter polling again registers no second wait; two waiters of one task get one each, and
@@ -61,19 +58,6 @@ async fn a_wait_is_registered_once_per_waiter_and_task() {
     assert!(woken.0.load(Ordering::SeqCst) >= 1, "the task was woken");
     let mut recv = pin!(b.recv());
     assert!(matches!(recv.as_mut().poll(&mut cx), Poll::Ready(Some(_))));
-}
-
-/// Waits until `n` messages wait in `session`'s inbox (taken by no handle yet).
-async fn inbox_holds(session: &crate::Session, n: usize) {
-    within(
-        async {
-            while session.shared.lock().slots.get(&session.key).map_or(0, |s| s.inbox_len()) < n {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        },
-        "the messages arrive",
-    )
-    .await;
 }
 
 /// Dropping a clone, of a client's handle or of an accepted session, leaves the session running;
