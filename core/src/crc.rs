@@ -85,17 +85,18 @@ mod tests {
         all
     }
 
-    /// Deterministic pseudo-random bytes (xorshift64).
+    /// The next value of a xorshift64 generator whose state is `x` (never 0).
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// Deterministic pseudo-random bytes.
     fn bytes(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        (0..len).map(|_| xorshift(&mut x) as u8).collect()
     }
 
     #[test]
@@ -145,12 +146,7 @@ mod tests {
     fn random_lengths_up_to_300_kib_agree() {
         let data = bytes(300 * 1024 + 64, 3);
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = |bound: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % bound as u64) as usize
-        };
+        let mut next = |bound: usize| (xorshift(&mut x) % bound as u64) as usize;
         let cases = if cfg!(debug_assertions) { 60 } else { 300 };
         for _ in 0..cases {
             let len = next(300 * 1024 + 1);
