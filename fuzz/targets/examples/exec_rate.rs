@@ -46,9 +46,8 @@ fn main() {
     let el = start.elapsed().as_secs_f64();
     if std::env::var("EXEC_HIST").is_ok() {
         let total: Duration = per.iter().sum();
-        let mut sorted = per.clone();
-        sorted.sort();
-        sorted.reverse();
+        let mut sorted = per;
+        sorted.sort_by(|a, b| b.cmp(a));
         let rounds = execs as f64 / inputs.len() as f64;
         let at =
             |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6 / rounds;
