@@ -17,12 +17,9 @@ use crate::session::{ConnId, Session, SessionId, Transmit};
 use crate::shard::Shard;
 use crate::time::{earliest, Instant};
 use crate::wire::{
-    Decoder, Frame, FrameSink, Hello, HelloKind, Secret, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    Decoder, Frame, FrameSink, Hello, HelloKind, Secret, HANDSHAKE_FRAME_LIMIT,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
-
-/// Largest frame accepted before a connection's handshake completes: a `Hello` and nothing bigger,
-/// so a flood of junk connections cannot make the endpoint buffer much.
-const HANDSHAKE_FRAME_LIMIT: u32 = 128;
 
 /// A connection the endpoint knows about.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use common::raw;
 use tether_core::wire::{
     Frame, FrameSink, HelloKind, Positions, Welcome, DATA_FRAME_LEN, DATA_HEADER_LEN,
-    DATA_OVERHEAD, FRAME_OVERHEAD, MAX_CONTROL_FRAME_LEN, MAX_LENGTH_PREFIX, PROTOCOL_VERSION,
+    DATA_OVERHEAD, FRAME_OVERHEAD, HANDSHAKE_FRAME_LIMIT, MAX_CONTROL_FRAME_LEN, MAX_LENGTH_PREFIX, PROTOCOL_VERSION,
 };
 use tether_core::Reason;
 
@@ -32,6 +32,9 @@ fn control_frames_are_their_body_plus_frame_overhead_and_hello_is_the_largest() 
     // PROTOCOL.md: "len: u32 | type: u8 | body | crc: u32"; `max_frame_size >= ... 66`.
     assert_eq!(FRAME_OVERHEAD, 9);
     assert_eq!(MAX_CONTROL_FRAME_LEN, 66);
+    // PROTOCOL.md: a first frame at the server is limited to 128 bytes, room for a `Hello`.
+    assert_eq!(HANDSHAKE_FRAME_LIMIT, 128);
+    const { assert!(HANDSHAKE_FRAME_LIMIT >= MAX_CONTROL_FRAME_LEN) };
     // Every field is fixed-width: the values do not change the size.
     let v = PROTOCOL_VERSION;
     let hello = Frame::Hello(raw::new_hello(HelloKind::Resume, v, v));

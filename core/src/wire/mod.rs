@@ -30,6 +30,11 @@ pub const DATA_OVERHEAD: usize = FRAME_OVERHEAD + 16;
 /// Length field (type byte plus body) of the largest control frame (`Hello`): `max_frame_size` must
 /// be at least this.
 pub const MAX_CONTROL_FRAME_LEN: u32 = 1 + 65;
+/// Length field of the largest frame an endpoint accepts on a connection before its handshake
+/// completes (its first frame, a `Hello`), whatever `max_frame_size` says: a flood of junk
+/// connections cannot make the endpoint buffer much, and a small `max_frame_size` still admits a
+/// `Hello`. A handshaking connection's reader may hold up to this plus 8 bytes (length and checksum).
+pub const HANDSHAKE_FRAME_LIMIT: u32 = 128;
 /// Data payloads up to this size are copied into the frame by the encoder; larger ones are handed
 /// to [`FrameSink::put_payload`], which may keep them by reference.
 pub const INLINE_PAYLOAD_MAX: usize = 128;

@@ -19,7 +19,7 @@ mod contract;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
-use tether_core::wire::{Decoder, Frame, FrameType, Welcome};
+use tether_core::wire::{Decoder, Frame, FrameType, Welcome, HANDSHAKE_FRAME_LIMIT};
 use tether_core::{
     AckMode, Config, ConnId, Duration, Endpoint, Instant, Session, SessionId, Transmit,
 };
@@ -583,7 +583,9 @@ impl Net {
             (Chunk::Bytes(b), true) if l.server_open && in_place => {
                 l.server_buf.extend_from_slice(&b);
                 let missing = self.server.handle_input_buf(now, f.conn, &mut l.server_buf);
-                check_read_buf(&l.server_buf, missing, self.server_config.max_frame_size);
+                // A connection still in its handshake reads with the protocol's own limit.
+                let limit = self.server_config.max_frame_size.max(HANDSHAKE_FRAME_LIMIT);
+                check_read_buf(&l.server_buf, missing, limit);
             }
             (Chunk::Bytes(b), false) if l.client_open && in_place => {
                 if let Owner::Client(i) = l.owner {
