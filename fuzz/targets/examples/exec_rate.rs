@@ -3,6 +3,9 @@
 //! (libFuzzer's own rate is lower by its coverage instrumentation and mutation work).
 //!
 //! `cargo run --release -p tether-fuzz-targets --example exec_rate -- <target> [seconds]`
+//!
+//! `EXEC_CORPUS=<dir>` reads the inputs from `dir` instead (e.g. a libFuzzer working corpus, whose
+//! inputs are larger than the checked-in ones); `EXEC_HIST=1` adds the spread of time per input.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +23,8 @@ fn main() {
         .iter()
         .find(|(n, _)| *n == target)
         .unwrap_or_else(|| panic!("unknown target {target}"));
-    let dir = format!("{}/../corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var("EXEC_CORPUS")
+        .unwrap_or_else(|_| format!("{}/../corpus/{target}", env!("CARGO_MANIFEST_DIR")));
     let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("the corpus directory")
         .map(|e| e.expect("an entry").path())
