@@ -187,17 +187,26 @@ async fn clients_of(
     max_read: usize,
     cut: Option<Cut>,
 ) -> (Server, Vec<Session>) {
-    let runtime: Arc<dyn Runtime> = Arc::new(TestRuntime);
-    let (tx, rx) = mpsc::unbounded_channel::<Pipe>();
-    let accept = Accept::new(rx, |mut rx| async move {
-        let next = rx.recv().await.map(|s| Box::new(s) as Box<dyn ByteStream>);
-        (rx, next.ok_or_else(|| io::Error::other("no more pipes")))
-    });
-    let server = Server::start(runtime.clone(), accept, server, None).unwrap();
+    let (server, dialer) = server_and_dialer(server, max_read, cut);
     let mut clients = Vec::new();
     for _ in 0..n {
-        let tx = tx.clone();
-        let cut = cut.clone();
+        clients.push(dialer.connect(client.clone()).await.unwrap());
+    }
+    (server, clients)
+}
+
+/// Opens client connections to one in-memory server, at any time.
+pub(crate) struct Dialer {
+    runtime: Arc<dyn Runtime>,
+    tx: mpsc::UnboundedSender<Pipe>,
+    max_read: usize,
+    cut: Option<Cut>,
+}
+
+impl Dialer {
+    /// A client session over a new pipe to the server (as `connect` does over TCP).
+    pub(crate) async fn connect(&self, config: Config) -> Result<Session, crate::Error> {
+        let (tx, max_read, cut) = (self.tx.clone(), self.max_read, self.cut.clone());
         let connect: Connect = Box::new(move || {
             let (near, far) = pipe(max_read);
             if let Some(cut) = &cut {
@@ -209,8 +218,23 @@ async fn clients_of(
                 Ok(Box::new(near) as Box<dyn ByteStream>)
             })
         });
-        clients
-            .push(crate::client::connect(runtime.clone(), connect, client.clone()).await.unwrap());
+        crate::client::connect(self.runtime.clone(), connect, config).await
     }
-    (server, clients)
+}
+
+/// A server over in-memory pipes (reads of at most `max_read` bytes, cut by `cut` if given), on the
+/// current tokio runtime, and the [`Dialer`] that connects clients to it.
+pub(crate) fn server_and_dialer(
+    server: Config,
+    max_read: usize,
+    cut: Option<Cut>,
+) -> (Server, Dialer) {
+    let runtime: Arc<dyn Runtime> = Arc::new(TestRuntime);
+    let (tx, rx) = mpsc::unbounded_channel::<Pipe>();
+    let accept = Accept::new(rx, |mut rx| async move {
+        let next = rx.recv().await.map(|s| Box::new(s) as Box<dyn ByteStream>);
+        (rx, next.ok_or_else(|| io::Error::other("no more pipes")))
+    });
+    let server = Server::start(runtime.clone(), accept, server, None).unwrap();
+    (server, Dialer { runtime, tx, max_read, cut })
 }

@@ -25,11 +25,14 @@ struct SpanInfo {
     fields: BTreeMap<String, String>,
 }
 
+/// An event's message and its other fields as text.
+type EventFields = (String, BTreeMap<String, String>);
+
 #[derive(Default)]
 struct Log {
     spans: Mutex<BTreeMap<u64, SpanInfo>>,
-    /// (message, the span the event happened in).
-    events: Mutex<Vec<(String, Option<SpanInfo>)>>,
+    /// Every event: what it says, and the span it happened in.
+    events: Mutex<Vec<(EventFields, Option<SpanInfo>)>>,
 }
 
 struct Capture {
@@ -77,7 +80,7 @@ impl Subscriber for Capture {
         let message = fields.remove("message").unwrap_or_default();
         let span = ENTERED.with(|e| e.borrow().last().copied());
         let span = span.and_then(|id| self.log.spans.lock().unwrap().get(&id).cloned());
-        self.log.events.lock().unwrap().push((message, span));
+        self.log.events.lock().unwrap().push(((message, fields), span));
     }
 
     fn enter(&self, span: &Id) {
@@ -97,14 +100,21 @@ impl Subscriber for Capture {
 impl Log {
     /// The session spans of `role`, with the events logged inside each (by session id).
     fn session_events(&self, role: &str) -> BTreeMap<String, Vec<String>> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (message, span) in self.events.lock().unwrap().iter() {
+        let with_fields = self.session_events_with_fields(role);
+        let messages = |events: Vec<(String, _)>| events.into_iter().map(|(m, _)| m).collect();
+        with_fields.into_iter().map(|(id, events)| (id, messages(events))).collect()
+    }
+
+    /// Like `session_events`, with each event's fields besides its message.
+    fn session_events_with_fields(&self, role: &str) -> BTreeMap<String, Vec<EventFields>> {
+        let mut out: BTreeMap<String, Vec<EventFields>> = BTreeMap::new();
+        for (event, span) in self.events.lock().unwrap().iter() {
             let Some(span) = span.as_ref().filter(|s| s.name == "tether_session") else {
                 continue;
             };
             if span.fields.get("role").map(String::as_str) == Some(&format!("{role:?}")) {
                 let id = span.fields.get("id").cloned().unwrap_or_default();
-                out.entry(id).or_default().push(message.clone());
+                out.entry(id).or_default().push(event.clone());
             }
         }
         out
@@ -159,28 +169,46 @@ async fn one_span_per_session_with_its_id_and_an_event_per_state_change() {
         let server = Server::bind("127.0.0.1:0", manual).await.unwrap();
         let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
         let session = server.accept().await.unwrap();
-        client.send(payload("t", 1)).await.unwrap();
-        while session.stats().messages_received == 0 {
+        for i in 1..=3 {
+            client.send(payload("t", i)).await.unwrap();
+        }
+        while session.stats().messages_received < 3 {
             tokio::task::yield_now().await;
         }
+        // One taken and not acked: two wait unread (in the handles' batch, or the inbox).
+        let first = session.recv().await.unwrap();
         let closing = session.close();
         tokio::pin!(closing);
         // Polled once (a timeout polls what it wraps before its clock): the close is requested
-        // while the message is unread.
+        // while two messages are unread.
         let requested = tokio::time::timeout(std::time::Duration::ZERO, &mut closing).await;
-        assert!(requested.is_err(), "closed with a message unacked");
-        let m = session.recv().await.unwrap();
-        session.ack(m.seq).unwrap();
+        assert!(requested.is_err(), "closed with messages unacked");
+        let mut last = first.seq;
+        for _ in 0..2 {
+            last = session.recv().await.unwrap().seq;
+        }
+        session.ack(last).unwrap();
         assert_eq!(closing.await, End::Closed);
         let id = format!("{}", session.id().unwrap().0);
-        let events = log.session_events("server").remove(&id).unwrap();
+        let events = log.session_events_with_fields("server").remove(&id).unwrap();
         let warning = "close waits for the application to take and ack the peer's messages \
                        (manual acks), at most close_timeout";
-        assert!(events.iter().any(|m| m == warning), "server: {events:?}");
-        // Polled again while it waited: still one close, one warning.
-        let asked = events.iter().filter(|m| *m == "close requested").count();
+        let warnings: Vec<_> = events.iter().filter(|(m, _)| m == warning).collect();
+        // Polled again while it waited: still one close, one warning, which counts the unread.
+        assert_eq!(warnings.len(), 1, "server: {events:?}");
+        assert_eq!(warnings[0].1.get("unread").map(String::as_str), Some("2"), "{events:?}");
+        let asked = events.iter().filter(|(m, _)| m == "close requested").count();
         assert_eq!(asked, 1, "server: {events:?}");
-        assert_eq!(events.iter().filter(|m| *m == warning).count(), 1, "server: {events:?}");
+
+        // With manual acks and nothing unread, a close has nothing to warn about.
+        let client = connect(server.local_addr().unwrap(), config()).await.unwrap();
+        let session = server.accept().await.unwrap();
+        let (c, s) = tokio::join!(client.close(), session.close());
+        assert_eq!((c, s), (End::Closed, End::Closed));
+        let id = format!("{}", session.id().unwrap().0);
+        let events = log.session_events("server").remove(&id).unwrap();
+        assert!(events.iter().any(|m| m == "close requested"), "server: {events:?}");
+        assert!(!events.iter().any(|m| m == warning), "warned with nothing unread: {events:?}");
     })
     .await;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::inbox_holds;
-use crate::test_runtime::{pair, within};
+use crate::test_runtime::{pair, server_and_dialer, within};
 use crate::{Config, End, LinkEvent, Reason, SessionState};
 
 /// A waker that counts its wake-ups.
@@ -193,4 +193,62 @@ async fn send_readiness_follows_room_and_the_size_limit() {
     assert!(client.poll_send_ready(&mut cx, 1).is_pending(), "full");
     assert!(client.poll_send_ready(&mut cx, max).is_pending(), "the largest message waits too");
     assert!(client.poll_send_ready(&mut cx, max + 1).is_ready(), "too large: no use waiting");
+}
+
+/// A close with automatic acks takes at most one receive window (the configured one, not the
+/// default) of the peer's unread messages into the handles' batch, acknowledging them; beyond it
+/// the close waits for the application, and completes once it took them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_holds_at_most_the_configured_receive_window_for_the_application() {
+    let small = Config { receive_window_messages: 4, ..Config::default() };
+    let (server, client) = pair(small, Config::default()).await;
+    let session = server.accept().await.unwrap();
+    for i in 0..12u8 {
+        client.send(Bytes::from(vec![i])).await.unwrap();
+    }
+    inbox_holds(&session, 4).await;
+    let closer = session.clone();
+    let close = tokio::spawn(async move { closer.close().await });
+    // The close takes the first 4 and acknowledges them; the next 4 arrive and wait.
+    let acked = async {
+        while client.stats().unconfirmed_messages > 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    within(acked, "the first window is acknowledged").await;
+    inbox_holds(&session, 4).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!close.is_finished(), "the close took more than one receive window");
+    assert_eq!(client.stats().unconfirmed_messages, 8);
+    assert_eq!(session.stats().buffered_receive_messages, 8);
+    for i in 0..12u8 {
+        assert_eq!(session.recv().await.unwrap().payload, Bytes::from(vec![i]));
+    }
+    assert_eq!(within(close, "the close completes").await.unwrap(), End::Closed);
+}
+
+/// A session whose handshake completes after the application dropped its `Server` cannot be
+/// accepted: it is aborted, and the abort goes out in the same driver pass, not at the driver's
+/// next timer (virtual time, paused: the slow timers would show as seconds).
+#[tokio::test(start_paused = true)]
+async fn a_session_arriving_after_the_acceptor_is_gone_is_aborted_at_once() {
+    let slow = Config {
+        heartbeat_interval: crate::Duration::from_secs(10),
+        idle_timeout: crate::Duration::from_secs(40),
+        ..Config::default()
+    };
+    let (server, dialer) = server_and_dialer(slow.clone(), usize::MAX, None);
+    let first = dialer.connect(slow.clone()).await.unwrap();
+    // An accepted session keeps the server's driver running once the acceptor is gone.
+    let kept = server.accept().await.unwrap();
+    drop(server);
+    let start = tokio::time::Instant::now();
+    if let Ok(late) = dialer.connect(slow).await {
+        let end = within(late.ended(), "the late session ends").await;
+        assert!(matches!(end, End::Lost { .. }), "{end:?}");
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "the abort waited {took:?} for the driver's timer");
+    assert_eq!(kept.state(), SessionState::Connected);
+    drop(first);
 }
