@@ -626,7 +626,10 @@ impl Net {
         }
     }
 
-    /// Drains every output, event and connect request until nothing moves.
+    /// Drains every output, event and connect request until nothing moves, then checks every
+    /// limit. Once per pump, not per pass: every delivery and timer is followed by a pump, and
+    /// within one the buffers only shrink or take sends, which the core refuses beyond its
+    /// limits; a check per pass cost a tenth of the fuzzers' executions.
     pub fn pump(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
@@ -634,8 +637,8 @@ impl Net {
                 moved |= self.pump_client(i);
             }
             moved |= self.pump_server();
-            self.check_limits();
             if !moved {
+                self.check_limits();
                 return;
             }
         }
