@@ -17,7 +17,8 @@
 export TETHER_FUZZ_TOLERATE="${TETHER_FUZZ_TOLERATE-}"
 #
 # Environment: FUZZ_JOBS (default 1) parallel fuzzing jobs per target; FUZZ_MAX_LEN (default 4096);
-# FUZZ_SANITIZER (default none; address, memory, thread as cargo-fuzz knows them).
+# FUZZ_SANITIZER (default none; address, memory, thread as cargo-fuzz knows them);
+# FUZZ_TRACE_COMPARES=1 to build with libFuzzer's comparison tracing (off by default).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -44,7 +45,13 @@ fi
 # Release build with debug assertions: overflow checks and debug_assert! are part of what we test.
 # No sanitizer by default: tether forbids `unsafe`, so AddressSanitizer would only watch the
 # dependencies' unsafe code, at half the speed. FUZZ_SANITIZER=address brings it back.
+# No comparison tracing by default: every input is decoded by `arbitrary` and its frames are
+# built from anchors (observed ids, secrets, positions), so there are no magic values for
+# libFuzzer to lift out of comparisons; the hooks on every comparison cost more than half the
+# executions, and equal-time runs reach as much coverage without them (docs/TESTING.md).
+# FUZZ_TRACE_COMPARES=1 brings them back.
 FLAGS=(-O --debug-assertions --sanitizer "${FUZZ_SANITIZER:-none}")
+[[ "${FUZZ_TRACE_COMPARES:-0}" == 1 ]] || FLAGS+=(--no-trace-compares)
 cargo +nightly fuzz build "${FLAGS[@]}"
 
 jobs="${FUZZ_JOBS:-1}"
