@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 use common::raw;
 use tether_core::wire::{
     Frame, FrameSink, HelloKind, Positions, Welcome, DATA_FRAME_LEN, DATA_HEADER_LEN,
-    DATA_OVERHEAD, FRAME_OVERHEAD, HANDSHAKE_FRAME_LIMIT, MAX_CONTROL_FRAME_LEN, MAX_LENGTH_PREFIX, PROTOCOL_VERSION,
+    DATA_OVERHEAD, FRAME_OVERHEAD, HANDSHAKE_FRAME_LIMIT, MAX_CONTROL_FRAME_LEN, MAX_LENGTH_PREFIX,
+    PROTOCOL_VERSION,
 };
 use tether_core::Reason;
 
