@@ -107,13 +107,20 @@ impl App {
             self.events.push(event.clone());
         }
         match event {
-            Event::Messages(d) => {
-                assert!(d.len() > 0, "{who}: an empty delivery");
-                for (seq, payload) in d {
+            Event::Messages(mut d) => {
+                let (n, bytes) = (d.len(), d.payload_bytes());
+                assert!(n > 0, "{who}: an empty delivery");
+                let mut counted = 0;
+                // As many as the delivery announced, then nothing: one that never ends fails
+                // here instead of hanging the test.
+                for (seq, payload) in d.by_ref().take(n) {
                     let next = self.delivered.len() as u64;
                     assert_eq!(seq, next, "{who}: message {seq} delivered, expected {next}");
+                    counted += payload.len() as u64;
                     self.delivered.push((seq, payload));
                 }
+                assert!(d.next().is_none(), "{who}: a delivery of {n} messages yields more");
+                assert_eq!((counted, d.payload_bytes()), (bytes, 0), "{who}: payload_bytes");
                 return self.delivered.last().map(|m| m.0);
             }
             Event::Confirmed { up_to } => {
