@@ -63,6 +63,44 @@ fn delayed_ack_by_count() {
 }
 
 #[test]
+fn an_ack_goes_out_at_once_when_the_byte_window_opens_by_half() {
+    // Not `ack_every` (1000), not `ack_delay` (400 ms): two 300-byte messages taken free 600 of
+    // a 1000-byte window, more than half, so the sender hears of it within a round trip.
+    let config = Config {
+        ack_every: 1000,
+        ack_delay: Duration::from_millis(400),
+        max_message_size: 300,
+        receive_window_bytes: 1000,
+        ..test_config()
+    };
+    let mut net = Net::new(config, 1, 8);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.client_sends(0, 2, 300);
+    assert!(net.run_until(Duration::from_millis(30), |n| n.clients[0].app.confirmed == Some(1)));
+}
+
+#[test]
+fn an_ack_goes_out_at_once_when_the_application_acks_ack_every_messages() {
+    // Manual acks: the server tells the client it received 2 (by `ack_delay` at the latest);
+    // the application acks them later, and that is told at once: `ack_every` acked messages
+    // owe an ack of their own, whatever was received since.
+    let config = Config {
+        ack_mode: AckMode::Manual,
+        ack_every: 2,
+        ack_delay: Duration::from_millis(400),
+        ..test_config()
+    };
+    let mut net = Net::new(config, 1, 9);
+    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    net.server_stalled = true;
+    net.client_sends(0, 2, 10);
+    net.run_for(Duration::from_millis(450));
+    assert_eq!(net.clients[0].app.confirmed, None, "nothing acked by the application yet");
+    net.server_stalled = false;
+    assert!(net.run_until(Duration::from_millis(30), |n| n.clients[0].app.confirmed == Some(1)));
+}
+
+#[test]
 fn delayed_ack_by_time() {
     // Fewer than `ack_every` messages: the ack waits for ack_delay, not longer.
     let config = Config { ack_every: 100, ack_delay: Duration::from_millis(50), ..test_config() };

@@ -6,7 +6,7 @@ mod common;
 
 use common::raw::Raw;
 use common::*;
-use tether_core::wire::Positions;
+use tether_core::wire::{Frame, Positions};
 use tether_core::{Duration, Event, Reason, SessionState};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -129,7 +129,7 @@ fn confirmations_the_application_has_not_read_fold_into_one() {
     }
     raw.drain();
     for k in 1..=5 {
-        raw.feed(&[tether_core::wire::Frame::Ack(Positions {
+        raw.feed(&[Frame::Ack(Positions {
             received: k,
             acked: k,
             max_seq: 100,
@@ -180,8 +180,7 @@ fn a_queued_message_exactly_at_the_peers_limit_is_sent() {
         assert_eq!(raw.s.poll_event(), Some(Event::Connected), "{len}");
         if fits {
             assert_eq!(raw.s.poll_event(), None);
-            let sent =
-                raw.drain().iter().any(|f| matches!(f, tether_core::wire::Frame::Data { .. }));
+            let sent = raw.drain().iter().any(|f| matches!(f, Frame::Data { .. }));
             assert!(sent, "the message is written");
         } else {
             assert!(matches!(
@@ -190,4 +189,28 @@ fn a_queued_message_exactly_at_the_peers_limit_is_sent() {
             ));
         }
     }
+}
+
+/// Each heartbeat carries a new token, so an answer to an older one is told apart from the answer
+/// to the newest (which is what the round-trip estimate is taken from).
+#[test]
+fn every_heartbeat_carries_a_new_token() {
+    let mut raw = Raw::new(test_config(), 10);
+    raw.drain();
+    let mut tokens = Vec::new();
+    for _ in 0..100 {
+        if tokens.len() == 3 {
+            break;
+        }
+        raw.now = raw.s.poll_timeout().expect("a heartbeat timer");
+        raw.s.handle_timeout(raw.now);
+        for f in raw.drain() {
+            if let Frame::Ping { token } = f {
+                tokens.push(token);
+                raw.feed(&[Frame::Pong { token }]);
+            }
+        }
+    }
+    assert_eq!(tokens.len(), 3, "three heartbeats within 100 timer steps");
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "tokens {tokens:?}");
 }
