@@ -77,7 +77,9 @@ for t in "${targets[@]}"; do
         -max_len="$max_len" -timeout=20 -rss_limit_mb=2048 >"$log" 2>&1
     rc=$?
     set -e
-    if compgen -G "fuzz-*.log" >/dev/null; then cat fuzz-*.log >>"$log"; rm -f fuzz-*.log; fi
+    # libFuzzer's -jobs mode already echoes each job's log into its own output: drop the copies
+    # (appending them too counted every execution twice).
+    rm -f fuzz-*.log
     execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
     rate=$(grep -h 'stat::average_exec_per_sec' "$log" | awk '{s+=$2} END {print s+0}')
     cov=$(grep -hoE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 | awk '{print $2, $4}')
