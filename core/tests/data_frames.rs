@@ -267,8 +267,7 @@ fn a_run_is_handed_to_the_application_as_zero_copy_slices() {
 fn packed_runs_survive_resets_in_both_directions() {
     let mut replayed = 0;
     for seed in 0..30 {
-        let mut net = Net::new(test_config(), 1, seed);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(test_config(), seed);
         net.client_sends(0, 3000, 48);
         net.server_sends(0, 3000, 48);
         for _ in 0..3 {

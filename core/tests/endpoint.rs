@@ -116,8 +116,7 @@ fn malformed_start_is_rejected() {
 
 #[test]
 fn unknown_session_and_bad_secret_are_rejected() {
-    let mut net = Net::new(test_config(), 1, 1);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 1);
     let id = net.clients[0].session.id().unwrap();
     let mut h = hello(HelloKind::Resume, 2, 2);
     if let Frame::Hello(h) = &mut h {
@@ -260,8 +259,7 @@ fn sessions_lists_every_session_held_with_its_own_id() {
 
 #[test]
 fn after_the_first_handshake_a_failed_connect_is_retried_even_by_default() {
-    let mut net = Net::new(test_config(), 1, 9);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 9);
     net.reset(0);
     // The server refuses connections for a while: connects fail, the client keeps trying.
     net.partition(Duration::from_secs(2));
@@ -368,8 +366,7 @@ fn a_session_detached_by_its_first_read_counts_against_the_detached_limit() {
 
 #[test]
 fn detached_sessions_expire_after_session_timeout() {
-    let mut net = Net::new(test_config(), 1, 7);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 7);
     net.client_sends(0, 10, 10);
     net.run_for(Duration::from_millis(2));
     net.partition(Duration::from_secs(60));
@@ -402,8 +399,7 @@ fn ids_and_secrets_are_deterministic_per_key_and_differ_across_keys() {
 
 #[test]
 fn a_closed_session_answers_late_resumes_with_session_closed() {
-    let mut net = Net::new(test_config(), 1, 8);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 8);
     let welcome = net.welcomes[0];
     net.clients[0].session.close(net.now).unwrap();
     assert!(net.run_to_end(LIMIT));
@@ -433,8 +429,7 @@ fn a_closed_session_answers_late_resumes_with_session_closed() {
 #[test]
 fn a_responder_whose_close_done_was_lost_learns_session_closed() {
     for stall in [false, true] {
-        let mut net = Net::new(test_config(), 1, 10);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(test_config(), 10);
         net.client_sends(0, 5, 10);
         net.run_for(Duration::from_millis(50));
         let id = net.clients[0].session.id().unwrap();

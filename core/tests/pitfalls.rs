@@ -24,8 +24,7 @@ fn data(seq: u64, ack: u64) -> Frame {
 #[test]
 fn pitfall_delivered_is_not_acknowledged() {
     let config = Config { ack_mode: AckMode::Manual, ..test_config() };
-    let mut net = Net::new(config, 1, 11);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 11);
     net.server_stalled = true; // the server app delivers nothing and acks nothing yet
                                // Two frames of ten messages each: the core delivers a frame's messages together.
     for _ in 0..2 {
@@ -71,8 +70,7 @@ fn pitfall_delivered_is_not_acknowledged() {
 fn pitfall_lost_means_not_confirmed() {
     let mut overlaps = 0;
     for seed in 0..30 {
-        let mut net = Net::new(test_config(), 1, seed);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(test_config(), seed);
         net.client_sends(0, 50, 10);
         net.run_for(Duration::from_micros(5_000 + seed * 200));
         let delivered = net.server_app(0).unwrap().delivered.len();
@@ -121,8 +119,7 @@ fn pitfall_heartbeats_are_not_progress() {
 
 #[test]
 fn pitfall_acks_are_never_acked() {
-    let mut net = Net::new(test_config(), 1, 3);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 3);
     net.client_sends(0, 100, 10);
     net.server_sends(0, 100, 10);
     net.run_for(Duration::from_secs(1));
@@ -141,8 +138,7 @@ fn pitfall_acks_are_never_acked() {
 #[test]
 fn pitfall_stale_connections_after_takeover() {
     for seed in 0..20 {
-        let mut net = Net::new(test_config(), 1, seed);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(test_config(), seed);
         net.client_sends(0, 100, 20);
         net.run_for(Duration::from_millis(2));
         // The client alone sees the connection die; its in-flight bytes reach the server late.
@@ -199,8 +195,7 @@ fn pitfall_peers_lie_resume_position_beyond_sent() {
 fn pitfall_peers_lie_resume_position_behind_confirmed() {
     // A resume, with the owner's secret, claiming less than what the client already acknowledged
     // (and the server already confirmed) is refused; the session is untouched.
-    let mut net = Net::new(test_config(), 1, 8);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 8);
     net.server_sends(0, 10, 10);
     assert!(net.run_until(LIMIT, |n| n.server_app(0).unwrap().confirmed == Some(9)));
     let welcome = net.welcomes[0];
@@ -311,8 +306,7 @@ fn pitfall_peers_lie_zero_window_forever() {
 // ----- Close races -----
 
 fn close_race(seed: u64, setup: impl Fn(&mut Net)) -> Net {
-    let mut net = Net::new(test_config(), 1, seed);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), seed);
     net.client_sends(0, 50, 30);
     net.server_sends(0, 50, 30);
     net.run_for(Duration::from_millis(3));
@@ -363,8 +357,7 @@ fn pitfall_close_race_close_while_detached_too_long() {
 
 #[test]
 fn pitfall_close_race_peer_stops_reading() {
-    let mut net = Net::new(test_config(), 1, 2);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 2);
     net.server_stalled = true;
     net.client_sends(0, 50, 30);
     net.run_for(Duration::from_millis(3));
@@ -407,8 +400,7 @@ fn pitfall_replay_respects_flow_control_and_counts_once() {
     let config =
         Config { receive_window_messages: 16, receive_window_bytes: 2 << 20, ..test_config() };
     for seed in 0..10 {
-        let mut net = Net::new(config.clone(), 1, seed);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(config.clone(), seed);
         net.server_stalled = true;
         net.client_sends(0, 100, 100);
         net.run_for(Duration::from_millis(100));
@@ -491,8 +483,7 @@ fn determinism_same_seed_same_events() {
 #[test]
 fn pitfall_close_race_close_ack_right_after_resume() {
     for step in 0..60u64 {
-        let mut net = Net::new(test_config(), 1, step);
-        assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+        let mut net = Net::connected(test_config(), step);
         net.client_sends(0, 5, 10);
         net.run_for(Duration::from_millis(50));
         net.clients[0].session.close(net.now).unwrap();

@@ -10,8 +10,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn misuse_is_reported_at_the_call_and_hands_the_message_back() {
-    let mut net = Net::new(test_config(), 1, 1);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 1);
     let now = net.now;
     let s = &mut net.clients[0].session;
     let big = Bytes::from(vec![0u8; test_config().max_message_size as usize + 1]);
@@ -36,8 +35,7 @@ fn misuse_is_reported_at_the_call_and_hands_the_message_back() {
 #[test]
 fn backpressure_hands_the_message_back_and_clears_on_confirmation() {
     let config = Config { max_unconfirmed_messages: 4, ..test_config() };
-    let mut net = Net::new(config, 1, 2);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 2);
     let now = net.now;
     let s = &mut net.clients[0].session;
     for _ in 0..4 {
@@ -55,8 +53,7 @@ fn backpressure_hands_the_message_back_and_clears_on_confirmation() {
 fn delayed_ack_by_count() {
     // With a long ack_delay, a standalone ack still goes out after `ack_every` messages.
     let config = Config { ack_every: 8, ack_delay: Duration::from_millis(400), ..test_config() };
-    let mut net = Net::new(config, 1, 3);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 3);
     net.client_sends(0, 8, 10);
     // One round trip (2 x 5 ms latency) plus slack: far below ack_delay.
     assert!(net.run_until(Duration::from_millis(30), |n| n.clients[0].app.confirmed == Some(7)));
@@ -73,8 +70,7 @@ fn an_ack_goes_out_at_once_when_the_byte_window_opens_by_half() {
         receive_window_bytes: 1000,
         ..test_config()
     };
-    let mut net = Net::new(config, 1, 8);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 8);
     net.client_sends(0, 2, 300);
     assert!(net.run_until(Duration::from_millis(30), |n| n.clients[0].app.confirmed == Some(1)));
 }
@@ -90,8 +86,7 @@ fn an_ack_goes_out_at_once_when_the_application_acks_ack_every_messages() {
         ack_delay: Duration::from_millis(400),
         ..test_config()
     };
-    let mut net = Net::new(config, 1, 9);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 9);
     net.server_stalled = true;
     net.client_sends(0, 2, 10);
     net.run_for(Duration::from_millis(450));
@@ -104,8 +99,7 @@ fn an_ack_goes_out_at_once_when_the_application_acks_ack_every_messages() {
 fn delayed_ack_by_time() {
     // Fewer than `ack_every` messages: the ack waits for ack_delay, not longer.
     let config = Config { ack_every: 100, ack_delay: Duration::from_millis(50), ..test_config() };
-    let mut net = Net::new(config, 1, 4);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 4);
     net.client_sends(0, 3, 10);
     let t0 = net.now;
     assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(2)));
@@ -118,8 +112,7 @@ fn delayed_ack_by_time() {
 fn acks_piggyback_on_data() {
     // Both sides send: acks ride on data frames, so confirmations come before ack_delay.
     let config = Config { ack_every: 1000, ack_delay: Duration::from_millis(400), ..test_config() };
-    let mut net = Net::new(config, 1, 5);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 5);
     net.client_sends(0, 1, 10);
     net.run_for(Duration::from_millis(6)); // the server has delivered it
     net.server_sends(0, 1, 10); // its data frame carries the ack
@@ -132,8 +125,7 @@ fn a_conversation_needs_no_standalone_acks() {
     // also takes as its known `received`, so no `Ack` frame of its own is due after `ack_every`
     // messages (it cost a write per `ack_every` round trips, and a wake-up of the peer).
     let config = Config { ack_every: 4, ack_delay: Duration::from_millis(400), ..test_config() };
-    let mut net = Net::new(config, 1, 7);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 7);
     let before = net.client_writes + net.server_writes;
     let round_trips = 20; // 10 ms each: well within ack_delay
     for k in 1..=round_trips {
@@ -157,8 +149,7 @@ fn an_ack_owed_at_once_is_due_now_in_poll_timeout() {
         ack_delay: Duration::from_millis(400),
         ..test_config()
     };
-    let mut net = Net::new(config, 1, 8);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 8);
     net.clients[0].app.stalled = true;
     net.server_sends(0, 8, 10);
     net.run_for(Duration::from_millis(50));
@@ -177,8 +168,7 @@ fn an_ack_owed_at_once_is_due_now_in_poll_timeout() {
 #[test]
 fn manual_ack_confirms_only_acked_messages() {
     let config = Config { ack_mode: AckMode::Manual, ..test_config() };
-    let mut net = Net::new(config, 1, 6);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 6);
     net.clients[0].app.stalled = true;
     net.server_sends(0, 10, 10);
     net.run_for(Duration::from_millis(100));
@@ -199,8 +189,7 @@ fn manual_ack_confirms_only_acked_messages() {
 
 #[test]
 fn stats_report_rtt_traffic_and_buffers() {
-    let mut net = Net::new(test_config(), 1, 7);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 7);
     net.client_sends(0, 100, 64);
     net.server_sends(0, 50, 32);
     assert!(net.run_until(LIMIT, |n| n.clients[0].app.confirmed == Some(99)
@@ -260,8 +249,7 @@ fn manual_ack_window_counts_taken_but_unacked_messages() {
         max_unconfirmed_messages: 1000,
         ..test_config()
     };
-    let mut net = Net::new(config, 1, 11);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(config, 11);
     net.clients[0].app.stalled = true;
     net.server_sends(0, 100, 10);
     net.run_for(Duration::from_millis(200));

@@ -24,8 +24,7 @@ fn a_session_is_detached_until_its_handshake_completes() {
 /// server session reports the old connection replaced, once, and counts it as a disconnect.
 #[test]
 fn a_resume_replacing_a_half_open_connection_counts_one_disconnect() {
-    let mut net = Net::new(test_config(), 1, 31);
-    assert!(net.run_until(LIMIT, |n| n.server_app(0).is_some()));
+    let mut net = Net::connected(test_config(), 31);
     net.half_open(0);
     assert!(net.run_until(LIMIT, |n| n.clients[0].app.count(|e| *e == Event::Resumed) == 1));
     let id = net.clients[0].session.id().unwrap();

@@ -173,6 +173,15 @@ impl Net {
         Net::with_server_config(config.clone(), config, clients, seed)
     }
 
+    /// One client running `config` against a server running it too, run until the server has
+    /// accepted the client's session (failing the test if that takes a minute of virtual time).
+    pub fn connected(config: Config, seed: u64) -> Net {
+        let mut net = Net::new(config, 1, seed);
+        let accepted = net.run_until(Duration::from_secs(60), |n| n.server_app(0).is_some());
+        assert!(accepted, "the client's session was not accepted within a minute");
+        net
+    }
+
     /// Clients run `config`, the server `server_config`.
     pub fn with_server_config(
         config: Config,
