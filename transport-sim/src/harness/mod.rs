@@ -639,19 +639,27 @@ impl Net {
     /// limit. Once per pump, not per pass: every delivery and timer is followed by a pump, and
     /// within one the buffers only shrink or take sends, which the core refuses beyond its
     /// limits; a check per pass cost a tenth of the fuzzers' executions.
+    ///
+    /// Each node settles on its own, clients first: what one writes is in flight until the next
+    /// [`advance`](Self::advance), so it cannot give another node work within a pump. Polling
+    /// every node again whenever any one moved made `exec_rate` 3-7% slower on `pair` and 7-27%
+    /// on `endpoint` (up to four nodes, most of them idle in a step).
     pub fn pump(&mut self) {
+        for i in 0..self.clients.len() {
+            self.settle(|net| net.pump_client(i));
+        }
+        self.settle(Self::pump_server);
+        self.check_limits();
+    }
+
+    /// Runs `pump_node` until it reports that nothing moved.
+    fn settle(&mut self, mut pump_node: impl FnMut(&mut Self) -> bool) {
         for _ in 0..10_000 {
-            let mut moved = false;
-            for i in 0..self.clients.len() {
-                moved |= self.pump_client(i);
-            }
-            moved |= self.pump_server();
-            if !moved {
-                self.check_limits();
+            if !pump_node(self) {
                 return;
             }
         }
-        panic!("outputs never settle: livelock between the sessions and the harness");
+        panic!("outputs never settle: livelock between a session and the harness");
     }
 
     /// Leaves room in the transmit buffer for a whole batch: each transmit is split off a shared
