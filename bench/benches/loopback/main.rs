@@ -7,10 +7,12 @@
 //!
 //! Run: `cargo bench -p tether-bench --bench loopback`. `BENCH_SECS` sets the send time per
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
-//! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only and
+//! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only (also
+//! `quinn`, and `inline` for the round-trip floor of `core_inline.rs`; comma-separated) and
 //! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling), `BENCH_RUNTIME=tokio|smol`
 //! one runtime's tables only, `BENCH_TETHER=one|many` the per-message or batched tether rows only.
 
+mod core_inline;
 mod quic;
 mod smol;
 
@@ -463,9 +465,10 @@ fn middle(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Ping-pong rows on `rt`: client and server tasks may sit on different worker threads on the
-/// multi-thread runtime, and share one thread on the current-thread runtime.
+/// multi-thread runtime, and share one thread on the current-thread runtime. The last row is the
+/// floor of the adapter's design (`core_inline`): the core driven inline by each end's own task.
 fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
-    let (mut raw, mut tether, mut quinn) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut quinn, mut tether, mut inline) = (vec![], vec![], vec![], vec![]);
     for _ in 0..PING_ROUNDS {
         if runs("raw") {
             raw.push(rt.block_on(as_task(raw_ping_pong())));
@@ -477,19 +480,35 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
             let test = async { tether_ping_pong(tokio_pair().await, tokio_spawn).await };
             tether.push(rt.block_on(as_task(test)));
         }
+        if runs("inline") {
+            let test = async {
+                let mut times = core_inline::ping_pong(round_trips()).await;
+                times.sort();
+                (percentile(&times, 0.5), percentile(&times, 0.99))
+            };
+            inline.push(rt.block_on(as_task(test)));
+        }
     }
+    // (median of the rounds' medians, median of their p99s, every round's median)
     let summary = |rounds: &[(f64, f64)]| {
+        if rounds.is_empty() {
+            return (0.0, 0.0, String::new());
+        }
         let medians: Vec<f64> = rounds.iter().map(|r| r.0).collect();
         let all = medians.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" / ");
         (middle(medians), middle(rounds.iter().map(|r| r.1).collect()), all)
     };
-    let (rm, rp, rall) = if raw.is_empty() { (0.0, 0.0, String::new()) } else { summary(&raw) };
-    let (tm, tp, tall) =
-        if tether.is_empty() { (0.0, 0.0, String::new()) } else { summary(&tether) };
-    let (qm, qp, qall) = if quinn.is_empty() { (0.0, 0.0, String::new()) } else { summary(&quinn) };
-    println!("| raw TCP | {label} | {rm:.1} | {rp:.1} | 1.00x | {rall} |");
-    println!("| quinn | {label} | {qm:.1} | {qp:.1} | {:.2}x | {qall} |", qm / rm);
-    println!("| tether | {label} | {tm:.1} | {tp:.1} | {:.2}x | {tall} |", tm / rm);
+    let raw_median = summary(&raw).0;
+    for (name, rounds) in [
+        ("raw TCP", &raw),
+        ("quinn", &quinn),
+        ("tether", &tether),
+        ("tether-core inline (floor)", &inline),
+    ] {
+        let (median, p99, all) = summary(rounds);
+        let ratio = median / raw_median;
+        println!("| {name} | {label} | {median:.1} | {p99:.1} | {ratio:.2}x | {all} |");
+    }
 }
 
 fn main() {
