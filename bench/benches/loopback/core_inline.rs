@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Endpoint, Event, Instant as CoreInstant, Session, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The only connection of each end.
 const CONN: ConnId = ConnId(1);
@@ -62,12 +62,8 @@ async fn echo(mut io: TcpStream, origin: Instant) {
 
 /// 64 B round trips over loopback, 1,000 warm-up then `timed`: the times of the timed ones.
 pub async fn ping_pong(timed: usize) -> Vec<Duration> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (mut io, server) = (client.expect("connect"), server.expect("accept").0);
-    io.set_nodelay(true).expect("nodelay");
-    server.set_nodelay(true).expect("nodelay");
+    // The raw rows' connected pair (TCP_NODELAY, its 4-byte preamble already read).
+    let (mut io, server) = crate::tcp_pair().await;
     let origin = Instant::now();
     let echo = tokio::spawn(echo(server, origin));
 
