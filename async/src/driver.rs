@@ -102,6 +102,8 @@ pub(crate) struct Driver {
     timer: Option<Pin<Box<dyn Timer>>>,
     /// What `timer` is armed for.
     timer_at: Option<Instant>,
+    /// `timer` was polled (with this task's waker) since it was last armed.
+    timer_polled: bool,
     scratch: WriteQueue,
     io: Vec<IoEvent>,
     wake: Vec<Waker>,
@@ -124,6 +126,7 @@ impl Driver {
             next_conn: 0,
             timer: None,
             timer_at: None,
+            timer_polled: false,
             scratch: WriteQueue::default(),
             io: Vec::new(),
             wake: Vec::new(),
@@ -287,7 +290,7 @@ impl Driver {
 
         let mut inner = self.shared.lock();
         let now = inner.advance(now);
-        inner.begin_pass(cx.waker());
+        let waker_changed = inner.begin_pass(cx.waker());
         self.shared.apply_posted(&mut inner, cx.waker(), &mut self.posted);
         // Connections handed over by other shards: read from the next pass on.
         again |= !inner.incoming.is_empty();
@@ -354,7 +357,7 @@ impl Driver {
             }
         }
 
-        again |= self.arm_timer(cx, now, deadline, timed_out && !again);
+        again |= self.arm_timer(cx, now, deadline, timed_out && !again, waker_changed);
         if again {
             Pass::Again
         } else {
@@ -399,6 +402,7 @@ impl Driver {
         now: Instant,
         deadline: Option<Instant>,
         idle_after_timeout: bool,
+        waker_changed: bool,
     ) -> bool {
         let mut next = deadline;
         for c in self.conns.values() {
@@ -415,15 +419,22 @@ impl Driver {
         // just wakes the driver once, and that pass arms the next one.
         if let Some(t) = next.filter(|&t| self.timer_at.is_none_or(|armed| t < armed)) {
             self.timer_at = Some(t);
+            self.timer_polled = false;
             let at = self.shared.clock.to_runtime(t);
             match &mut self.timer {
                 Some(timer) => timer.as_mut().reset(at),
                 None => self.timer = Some(self.shared.clock.runtime().new_timer(at)),
             }
         }
-        let Some(timer) = self.timer.as_mut().filter(|_| self.timer_at.is_some()) else {
+        let Some(armed) = self.timer_at else { return false };
+        // Polled since it was armed, with this task's waker: it wakes the task when it fires
+        // (the `Timer` contract), so polling again before the deadline would only register the
+        // same waker again. That was a tokio timer registration per pass, 4 per round trip.
+        if self.timer_polled && now < armed && !waker_changed {
             return false;
-        };
+        }
+        let Some(timer) = self.timer.as_mut() else { return false };
+        self.timer_polled = true;
         if timer.as_mut().poll(cx).is_ready() {
             self.timer_at = None;
             return true;
@@ -583,10 +594,98 @@ impl Drop for Driver {
 
 #[cfg(all(test, not(tether_loom)))]
 mod tests {
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+
     use bytes::Bytes;
 
+    use crate::runtime::{Runtime, Task, Timer};
     use crate::test_runtime::server_and_clients;
     use crate::Config;
+
+    /// A runtime whose one spawned task the test polls by hand, with a timer that counts its
+    /// polls and keeps the latest waker.
+    #[derive(Default)]
+    struct HandRuntime {
+        task: Mutex<Option<Task>>,
+        timer: Arc<Mutex<TimerLog>>,
+        origin: std::sync::OnceLock<std::time::Instant>,
+    }
+
+    #[derive(Debug, Default)]
+    struct TimerLog {
+        polls: usize,
+        waker: Option<Waker>,
+    }
+
+    #[derive(Debug)]
+    struct HandTimer(Arc<Mutex<TimerLog>>);
+
+    impl Timer for HandTimer {
+        fn reset(self: Pin<&mut Self>, _: std::time::Instant) {}
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let mut log = self.0.lock().unwrap();
+            log.polls += 1;
+            log.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    impl std::fmt::Debug for HandRuntime {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("HandRuntime")
+        }
+    }
+
+    impl Runtime for HandRuntime {
+        /// Time stands still: no deadline passes during the test.
+        fn now(&self) -> std::time::Instant {
+            *self.origin.get_or_init(std::time::Instant::now)
+        }
+
+        fn new_timer(&self, _: std::time::Instant) -> Pin<Box<dyn Timer>> {
+            Box::pin(HandTimer(self.timer.clone()))
+        }
+
+        fn spawn(&self, task: Task) {
+            *self.task.lock().unwrap() = Some(task);
+        }
+    }
+
+    struct NoopWake;
+
+    impl Wake for NoopWake {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    /// The driver polls its timer once after arming it, not again on every pass (a timer
+    /// registration per pass was a measurable share of a round trip), and again when its task's
+    /// waker changes, so the timer always wakes the task as it is now.
+    #[test]
+    fn the_timer_is_polled_once_per_arming_and_again_for_a_new_waker() {
+        let runtime = Arc::new(HandRuntime::default());
+        // A connection attempt that never completes: its give-up deadline arms the timer.
+        let connect: crate::runtime::Connect = Box::new(|| Box::pin(std::future::pending()));
+        let session = crate::client::start(runtime.clone(), connect, Config::default()).unwrap();
+        let mut driver = runtime.task.lock().unwrap().take().expect("the driver was spawned");
+        let (a, b) = (Waker::from(Arc::new(NoopWake)), Waker::from(Arc::new(NoopWake)));
+        let polls = || runtime.timer.lock().unwrap().polls;
+
+        assert!(driver.as_mut().poll(&mut Context::from_waker(&a)).is_pending());
+        assert_eq!(polls(), 1, "armed and polled once");
+        for _ in 0..3 {
+            assert!(driver.as_mut().poll(&mut Context::from_waker(&a)).is_pending());
+        }
+        assert_eq!(polls(), 1, "nothing re-armed the timer, the waker is the same");
+
+        assert!(driver.as_mut().poll(&mut Context::from_waker(&b)).is_pending());
+        assert_eq!(polls(), 2, "a new waker is registered with the timer");
+        let registered = runtime.timer.lock().unwrap().waker.clone().unwrap();
+        assert!(registered.will_wake(&b));
+        drop(session);
+    }
 
     /// Payload `i` of client `c`: sizes around and past the read buffer's reserve and room, so
     /// frames are completed in place, from the reserve, moved to the next buffer and to buffers

@@ -45,7 +45,9 @@ pub trait Timer: Send + Debug {
     fn reset(self: Pin<&mut Self>, deadline: Instant);
 
     /// Ready once the deadline has passed (and again on every poll until it is reset); otherwise
-    /// the task of `cx` is woken then.
+    /// the waker of the latest poll is woken then. The driver relies on that: after arming the
+    /// timer it polls it once, and again only at or after the deadline or when its task's waker
+    /// changed.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
 }
 

@@ -604,12 +604,15 @@ impl Inner {
 
     // ----- driver side -----
 
-    /// Start of a driver pass: remember its waker and take the pending kick.
-    pub(crate) fn begin_pass(&mut self, waker: &Waker) {
-        if !self.driver_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.driver_waker = Some(waker.clone());
-        }
+    /// Start of a driver pass: remember its waker and take the pending kick. True if the waker
+    /// is not the one of the last pass (what the driver registered with its timer may be stale).
+    pub(crate) fn begin_pass(&mut self, waker: &Waker) -> bool {
         self.kicked = false;
+        if self.driver_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return false;
+        }
+        self.driver_waker = Some(waker.clone());
+        true
     }
 
     /// End of a driver pass: its timer wakes it by `deadline` (the core's) at the latest.
