@@ -3,6 +3,10 @@
 //! timer), as an adapter whose application tasks did their own I/O would. Not a product path:
 //! nothing here heartbeats, resumes or closes. What it measures is what the core and the system
 //! calls cost a round trip; the tether row's excess over it is the adapter's.
+//!
+//! The second floor row keeps one far-off timer registered with the runtime while it runs, as
+//! every session has a deadline (heartbeat, idle timeout, delayed ack): a runtime with a timer
+//! parks with a timeout and runs its timer wheel at each park, which raw TCP's rows never pay.
 
 use std::time::{Duration, Instant};
 
@@ -61,11 +65,13 @@ async fn echo(mut io: TcpStream, origin: Instant) {
 }
 
 /// 64 B round trips over loopback, 1,000 warm-up then `timed`: the times of the timed ones.
-pub async fn ping_pong(timed: usize) -> Vec<Duration> {
+/// `with_timer`: a timer an hour away stays registered with the runtime meanwhile.
+pub async fn ping_pong(timed: usize, with_timer: bool) -> Vec<Duration> {
     // The raw rows' connected pair (TCP_NODELAY, its 4-byte preamble already read).
     let (mut io, server) = crate::tcp_pair().await;
     let origin = Instant::now();
     let echo = tokio::spawn(echo(server, origin));
+    let far = with_timer.then(|| tokio::spawn(tokio::time::sleep(Duration::from_secs(3600))));
 
     let mut session =
         Session::client(tether_core::Config::default(), 7, core_now(origin)).expect("config");
@@ -105,5 +111,8 @@ pub async fn ping_pong(timed: usize) -> Vec<Duration> {
     }
     drop(io);
     let _ = echo.await;
+    if let Some(far) = far {
+        far.abort();
+    }
     times
 }

@@ -465,10 +465,12 @@ fn middle(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Ping-pong rows on `rt`: client and server tasks may sit on different worker threads on the
-/// multi-thread runtime, and share one thread on the current-thread runtime. The last row is the
-/// floor of the adapter's design (`core_inline`): the core driven inline by each end's own task.
+/// multi-thread runtime, and share one thread on the current-thread runtime. The last two rows are
+/// floors of the adapter's design (`core_inline`): the core driven inline by each end's own task,
+/// without and with a timer registered with the runtime.
 fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
-    let (mut raw, mut quinn, mut tether, mut inline) = (vec![], vec![], vec![], vec![]);
+    let (mut raw, mut quinn, mut tether) = (vec![], vec![], vec![]);
+    let (mut inline, mut inline_timer) = (vec![], vec![]);
     for _ in 0..PING_ROUNDS {
         if runs("raw") {
             raw.push(rt.block_on(as_task(raw_ping_pong())));
@@ -481,12 +483,14 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
             tether.push(rt.block_on(as_task(test)));
         }
         if runs("inline") {
-            let test = async {
-                let mut times = core_inline::ping_pong(round_trips()).await;
-                times.sort();
-                (percentile(&times, 0.5), percentile(&times, 0.99))
-            };
-            inline.push(rt.block_on(as_task(test)));
+            for (with_timer, rows) in [(false, &mut inline), (true, &mut inline_timer)] {
+                let test = async move {
+                    let mut times = core_inline::ping_pong(round_trips(), with_timer).await;
+                    times.sort();
+                    (percentile(&times, 0.5), percentile(&times, 0.99))
+                };
+                rows.push(rt.block_on(as_task(test)));
+            }
         }
     }
     // (median of the rounds' medians, median of their p99s, every round's median)
@@ -504,6 +508,7 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
         ("quinn", &quinn),
         ("tether", &tether),
         ("tether-core inline (floor)", &inline),
+        ("tether-core inline + a timer (floor)", &inline_timer),
     ] {
         let (median, p99, all) = summary(rounds);
         let ratio = median / raw_median;
