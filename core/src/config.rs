@@ -60,13 +60,16 @@ pub struct Config {
     pub max_frame_size: u32,
     /// Most messages sent and not yet confirmed (including those not yet written): beyond it
     /// sending meets backpressure (the core's `send` and the adapters' `try_send` refuse, the
-    /// adapters' `send` waits) (default 4096).
+    /// adapters' `send` waits) (default 16384: 1 MiB of 64-byte messages; from 512-byte messages
+    /// up, `max_unconfirmed_bytes` is the limit that binds). Each unconfirmed message costs about
+    /// 56 bytes of bookkeeping besides its payload.
     pub max_unconfirmed_messages: u32,
     /// Most payload bytes sent and not yet confirmed; beyond it sending meets backpressure, as for
     /// `max_unconfirmed_messages` (default 8 MiB).
     pub max_unconfirmed_bytes: u64,
     /// Receive window in messages: how many received messages may be held unacknowledged, waiting
-    /// for the application or (in [`AckMode::Manual`]) taken by it and not yet acked (default 4096).
+    /// for the application or (in [`AckMode::Manual`]) taken by it and not yet acked (default 16384,
+    /// chosen as `max_unconfirmed_messages` is).
     pub receive_window_messages: u32,
     /// Receive window in payload bytes, counted like `receive_window_messages` (default 8 MiB).
     /// Must be at least `max_message_size`.
@@ -124,9 +127,9 @@ impl Default for Config {
         Config {
             max_message_size: MIB,
             max_frame_size: MIB + 64,
-            max_unconfirmed_messages: 4096,
+            max_unconfirmed_messages: 16384,
             max_unconfirmed_bytes: 8 * u64::from(MIB),
-            receive_window_messages: 4096,
+            receive_window_messages: 16384,
             receive_window_bytes: 8 * u64::from(MIB),
             ack_mode: AckMode::OnDelivery,
             ack_delay: Duration::from_millis(10),
