@@ -81,6 +81,22 @@ impl Delivery {
     pub fn payload_bytes(&self) -> u64 {
         self.payload_bytes
     }
+
+    /// The messages not yet taken as they arrived on the wire (each a length prefix and its
+    /// payload): where they lie in memory, and how much of it. Until [`detach`](Self::detach)ed
+    /// this is a slice of the buffer the frame was read into, which it keeps allocated.
+    pub fn wire(&self) -> &[u8] {
+        &self.run
+    }
+
+    /// Copies the messages not yet taken into memory of their own (one allocation of
+    /// [`wire`](Self::wire)`().len()` bytes), so the delivery no longer keeps the buffer it was
+    /// read into allocated. For an adapter that holds deliveries for an application that is not
+    /// reading: a peer that spaces small messages far apart in the byte stream would otherwise
+    /// make each one hold a whole read buffer.
+    pub fn detach(&mut self) {
+        self.run = Bytes::copy_from_slice(&self.run);
+    }
 }
 
 impl Iterator for Delivery {
@@ -149,4 +165,32 @@ pub struct Stats {
     pub buffered_receive_messages: u64,
     /// Payload bytes of the messages counted by `buffered_receive_messages`.
     pub buffered_receive_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// `detach` moves the messages not yet taken into memory of their own, unchanged, and
+    /// `wire` shows where they are.
+    #[test]
+    fn a_detached_delivery_yields_the_same_messages_from_its_own_memory() {
+        let payloads: Vec<Bytes> =
+            (0..4u8).map(|i| Bytes::from(vec![i; 100 + usize::from(i)])).collect();
+        let mut delivery = Delivery::from_payloads(7, &payloads);
+        assert_eq!(delivery.next(), Some((7, payloads[0].clone())));
+        let before = delivery.wire().as_ptr_range();
+        let wire = delivery.wire().to_vec();
+        assert_eq!(wire.len(), 3 + 101 + 102 + 103, "one length byte per message");
+        delivery.detach();
+        assert!(!before.contains(&delivery.wire().as_ptr()), "copied out");
+        assert_eq!(delivery.wire(), &wire[..]);
+        assert_eq!((delivery.len(), delivery.payload_bytes(), delivery.next_seq()), (3, 306, 8));
+        let rest: Vec<(u64, Bytes)> = delivery.collect();
+        let expected: Vec<(u64, Bytes)> =
+            (1..4).map(|i| (7 + i as u64, payloads[i].clone())).collect();
+        assert_eq!(rest, expected);
+    }
 }
