@@ -45,7 +45,7 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 /// Frames up to this size (64 KiB messages) are completed in place.
 pub(crate) const RESERVE: usize = 68 * 1024;
 /// Each buffer's allocation.
-const ALLOC: usize = CHUNK + RESERVE;
+pub(crate) const ALLOC: usize = CHUNK + RESERVE;
 /// A read into the shared buffer is offered at least this much room.
 const MIN_ROOM: usize = CHUNK / 4;
 /// Most room a tail moved to a buffer of its own is given beyond what it holds (or its own size,

@@ -21,7 +21,7 @@ use tether_core::{
     Stats, Transmit, UnconfirmedMessage,
 };
 
-use crate::inbox::Inbox;
+use crate::inbox::{held_memory_cap, Inbox};
 use crate::runtime::{ByteStream, Runtime};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, MutexGuard};
 use std::sync::atomic::Ordering::SeqCst;
@@ -688,7 +688,8 @@ impl Inner {
             }
             Event::Messages(delivery) => match self.slots.get_mut(&id) {
                 Some(slot) => {
-                    slot.inbox.push(delivery);
+                    let cap = held_memory_cap(self.core.config().receive_window_bytes);
+                    slot.inbox.push(delivery, cap);
                     slot.recv_wakers.take_into(wake);
                 }
                 None => {
