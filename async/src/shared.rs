@@ -308,6 +308,12 @@ impl Slot {
         }
     }
 
+    /// The read memory its waiting deliveries are estimated to hold (see `inbox`; for tests).
+    #[cfg(all(test, not(tether_loom)))]
+    pub(crate) fn inbox_held_memory(&self) -> usize {
+        self.inbox.held_memory()
+    }
+
     /// Messages waiting in the inbox (for tests).
     #[cfg(all(test, not(tether_loom)))]
     pub(crate) fn inbox_len(&self) -> usize {

@@ -206,6 +206,16 @@ pub(crate) struct Dialer {
 impl Dialer {
     /// A client session over a new pipe to the server (as `connect` does over TCP).
     pub(crate) async fn connect(&self, config: Config) -> Result<Session, crate::Error> {
+        self.connect_wrapped(config, |near| near).await
+    }
+
+    /// As [`connect`](Self::connect), with the client's end of each pipe wrapped by `wrap` (a
+    /// test's misbehaving stream).
+    pub(crate) async fn connect_wrapped(
+        &self,
+        config: Config,
+        wrap: fn(Box<dyn ByteStream>) -> Box<dyn ByteStream>,
+    ) -> Result<Session, crate::Error> {
         let (tx, max_read, cut) = (self.tx.clone(), self.max_read, self.cut.clone());
         let connect: Connect = Box::new(move || {
             let (near, far) = pipe(max_read);
@@ -215,7 +225,7 @@ impl Dialer {
             let sent = tx.send(far);
             Box::pin(async move {
                 sent.map_err(|_| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-                Ok(Box::new(near) as Box<dyn ByteStream>)
+                Ok(wrap(Box::new(near)))
             })
         });
         crate::client::connect(self.runtime.clone(), connect, config).await

@@ -252,3 +252,103 @@ async fn a_session_arriving_after_the_acceptor_is_gone_is_aborted_at_once() {
     assert_eq!(kept.state(), SessionState::Connected);
     drop(first);
 }
+
+/// The client's end of a pipe that writes about 300 KiB of standalone acks (repeating what the
+/// client advertised) after each of the client's writes but its first (the `Hello`): a peer that
+/// spaces its messages a read buffer apart.
+struct SpacedOut {
+    inner: Box<dyn crate::runtime::ByteStream>,
+    writes: usize,
+}
+
+/// Acks of a client whose default window stands: nothing received, nothing acknowledged.
+fn ack_padding() -> Vec<u8> {
+    use tether_core::wire::{Frame, Positions};
+    let c = Config::default();
+    let ack = Frame::Ack(Positions {
+        received: 0,
+        acked: 0,
+        max_seq: u64::from(c.receive_window_messages),
+        max_bytes: c.receive_window_bytes,
+    });
+    let mut one = bytes::BytesMut::new();
+    ack.encode(&mut one);
+    one.iter().copied().cycle().take(one.len() * (300 * 1024 / one.len())).collect()
+}
+
+impl crate::runtime::ByteStream for SpacedOut {
+    fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        self.inner.poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        // The pipe takes every byte of a write, and the driver writes whole frames.
+        let written = std::task::ready!(self.inner.poll_write_vectored(cx, bufs))?;
+        self.writes += 1;
+        if self.writes > 1 {
+            let padding = ack_padding();
+            assert!(self.inner.poll_write(cx, &padding).is_ready());
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.inner.poll_flush(cx)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.inner.poll_close(cx)
+    }
+}
+
+/// A peer spaces small messages about 300 KiB apart with other frames, and the application does
+/// not read: the messages waiting do not each keep a read buffer allocated. The inbox's estimate
+/// of the read memory it holds stays within its cap (without the cap it would pass 9 MiB here),
+/// and every message arrives intact once the application reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_spaced_a_read_buffer_apart_do_not_each_hold_one() {
+    let server_config = Config {
+        max_message_size: 64 * 1024,
+        max_frame_size: 64 * 1024 + 64,
+        receive_window_bytes: 1024 * 1024,
+        max_unconfirmed_bytes: 1024 * 1024,
+        ..Config::default()
+    };
+    let (server, dialer) = server_and_dialer(server_config.clone(), usize::MAX, None);
+    let client = dialer
+        .connect_wrapped(Config::default(), |near| Box::new(SpacedOut { inner: near, writes: 0 }))
+        .await
+        .unwrap();
+    let session = server.accept().await.unwrap();
+    let n = 32u8;
+    for i in 0..n {
+        client.send(Bytes::from(vec![i; 100])).await.unwrap();
+        // One message per write: wait until the server has it.
+        inbox_holds(&session, usize::from(i) + 1).await;
+    }
+    let held = session.shared.lock().slots.get(&session.key).unwrap().inbox_held_memory();
+    let cap = crate::inbox::held_memory_cap(server_config.receive_window_bytes);
+    assert!(held <= cap, "{held} bytes held, cap {cap}");
+    for i in 0..n {
+        let m = session.recv().await.unwrap();
+        assert_eq!((m.seq, m.payload), (u64::from(i), Bytes::from(vec![i; 100])));
+    }
+    let held = session.shared.lock().slots.get(&session.key).unwrap().inbox_held_memory();
+    assert_eq!(held, 0, "nothing waits");
+}
