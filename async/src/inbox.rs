@@ -56,6 +56,11 @@ impl HeldMemory {
         self.held -= charge;
     }
 
+    /// A delivery charged `charge` by another inbox came over with its charge.
+    fn carry(&mut self, charge: usize) {
+        self.held += charge;
+    }
+
     /// The charges of the deliveries waiting.
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
@@ -151,7 +156,7 @@ impl Inbox {
             from.bytes -= d.payload_bytes();
             from.memory.release(charge);
             last = Some(d.next_seq() + d.len() as u64 - 1);
-            self.memory.held += charge;
+            self.memory.carry(charge);
             self.append(d, charge);
         }
         last

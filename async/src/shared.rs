@@ -405,6 +405,8 @@ pub(crate) struct Inner {
     pub(crate) acceptor_alive: bool,
     /// The application acks by hand (`AckMode::Manual` in its config).
     manual_ack: bool,
+    /// The read memory a session's inbox may hold (`inbox::held_memory_cap` of the config).
+    inbox_cap: usize,
     driver_waker: Option<Waker>,
     kicked: bool,
     /// The latest time given to the core (see [`Inner::advance`]).
@@ -694,8 +696,7 @@ impl Inner {
             }
             Event::Messages(delivery) => match self.slots.get_mut(&id) {
                 Some(slot) => {
-                    let cap = held_memory_cap(self.core.config().receive_window_bytes);
-                    slot.inbox.push(delivery, cap);
+                    slot.inbox.push(delivery, self.inbox_cap);
                     slot.recv_wakers.take_into(wake);
                 }
                 None => {
@@ -809,10 +810,12 @@ impl Inner {
 
 impl Shared {
     pub(crate) fn new(core: Core, manual_ack: bool, clock: Clock) -> Arc<Shared> {
+        let inbox_cap = held_memory_cap(core.config().receive_window_bytes);
         Arc::new(Shared {
             posts: Mutex::new(Posts::default()),
             inner: Mutex::new(Inner {
                 core,
+                inbox_cap,
                 slots: Slots::default(),
                 accept_queue: VecDeque::new(),
                 accept_wakers: Wakers::default(),

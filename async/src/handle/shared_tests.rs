@@ -259,6 +259,8 @@ async fn a_session_arriving_after_the_acceptor_is_gone_is_aborted_at_once() {
 struct SpacedOut {
     inner: Box<dyn crate::runtime::ByteStream>,
     writes: usize,
+    /// What goes after each write ([`ack_padding`]).
+    padding: Vec<u8>,
 }
 
 /// Acks of a client whose default window stands: nothing received, nothing acknowledged.
@@ -298,8 +300,7 @@ impl crate::runtime::ByteStream for SpacedOut {
         let written = std::task::ready!(self.inner.poll_write_vectored(cx, bufs))?;
         self.writes += 1;
         if self.writes > 1 {
-            let padding = ack_padding();
-            assert!(self.inner.poll_write(cx, &padding).is_ready());
+            assert!(self.inner.poll_write(cx, &self.padding).is_ready());
         }
         Poll::Ready(Ok(written))
     }
@@ -332,7 +333,9 @@ async fn messages_spaced_a_read_buffer_apart_do_not_each_hold_one() {
     };
     let (server, dialer) = server_and_dialer(server_config.clone(), usize::MAX, None);
     let client = dialer
-        .connect_wrapped(Config::default(), |near| Box::new(SpacedOut { inner: near, writes: 0 }))
+        .connect_wrapped(Config::default(), |near| {
+            Box::new(SpacedOut { inner: near, writes: 0, padding: ack_padding() })
+        })
         .await
         .unwrap();
     let session = server.accept().await.unwrap();
