@@ -34,6 +34,9 @@ const LINGER: StdDuration = StdDuration::from_secs(2);
 const PASS_TRANSMIT_BYTES: usize = 64 * 1024;
 /// Passes per poll before yielding to the runtime.
 const PASSES_PER_POLL: usize = 32;
+/// A timer armed early is moved to the later deadline once it is this close to firing (see
+/// `rearm_at`). Tokio's timers tick in milliseconds.
+const PUSH_BACK_WITHIN: StdDuration = StdDuration::from_millis(1);
 
 /// One transport connection.
 struct ConnIo {
@@ -414,10 +417,7 @@ impl Driver {
         if idle_after_timeout && next.is_some_and(|t| t <= now) {
             next = Some(now + StdDuration::from_millis(1));
         }
-        // The timer is only ever moved earlier. Most passes move the core's deadline later (every
-        // write pushes the heartbeat back), and re-arming costs two locks; a timer left early
-        // just wakes the driver once, and that pass arms the next one.
-        if let Some(t) = next.filter(|&t| self.timer_at.is_none_or(|armed| t < armed)) {
+        if let Some(t) = rearm_at(self.timer_at, next, now) {
             self.timer_at = Some(t);
             self.timer_polled = false;
             let at = self.shared.clock.to_runtime(t);
@@ -440,6 +440,26 @@ impl Driver {
             return true;
         }
         false
+    }
+}
+
+/// When to re-arm a timer armed for `armed` so that it fires by `next`, the earliest deadline
+/// now; `None` leaves it as it is.
+///
+/// It is moved earlier at once. It is moved later only when it is about to fire (within
+/// `PUSH_BACK_WITHIN` of `now`, or already due). Most passes move the core's deadline later
+/// (every write pushes the heartbeat back, every reply carries the ack a delayed-ack deadline was
+/// armed for), and re-arming on each would cost a timer reset per pass. But a timer left early
+/// fires for nothing: a pass, and on a multi-thread runtime often a parked worker woken for it.
+/// In a request-response exchange that was the delayed-ack deadline, armed when a request arrived
+/// and answered by the reply, firing every `ack_delay`: on tokio's multi-thread runtime it set the
+/// round trip's p99 (BENCHMARKS.md). Pushed back once it is close, it fires only when due.
+fn rearm_at(armed: Option<Instant>, next: Option<Instant>, now: Instant) -> Option<Instant> {
+    let next = next?;
+    match armed {
+        Some(armed) if next > armed && armed > now + PUSH_BACK_WITHIN => None,
+        Some(armed) if next == armed => None,
+        _ => Some(next),
     }
 }
 
@@ -685,6 +705,51 @@ mod tests {
         let registered = runtime.timer.lock().unwrap().waker.clone().unwrap();
         assert!(registered.will_wake(&b));
         drop(session);
+    }
+
+    /// The timer moves earlier at once, and later only when it is about to fire for a deadline
+    /// that has since moved later (a delayed ack the reply carried): left early, it would wake
+    /// the driver for nothing.
+    #[test]
+    fn a_timer_moves_earlier_at_once_and_later_only_when_about_to_fire() {
+        use super::rearm_at;
+        use tether_core::Instant;
+        let ms = Instant::from_millis;
+        let now = ms(100);
+        assert_eq!(rearm_at(None, Some(ms(150)), now), Some(ms(150)), "first deadline");
+        assert_eq!(rearm_at(Some(ms(150)), Some(ms(120)), now), Some(ms(120)), "earlier");
+        assert_eq!(rearm_at(Some(ms(150)), Some(ms(150)), now), None, "unchanged");
+        assert_eq!(rearm_at(Some(ms(110)), Some(ms(1100)), now), None, "later, 10 ms off: kept");
+        assert_eq!(rearm_at(Some(ms(101)), Some(ms(1100)), now), Some(ms(1100)), "about to fire");
+        assert_eq!(rearm_at(Some(ms(90)), Some(ms(1100)), now), Some(ms(1100)), "already due");
+        assert_eq!(rearm_at(Some(ms(150)), None, now), None, "no deadline: left as it is");
+    }
+
+    /// A request-response exchange answers each delayed ack with its reply, so no driver's timer
+    /// fires for one. Left armed for an answered ack, the timer woke the driver every
+    /// `ack_delay` (10 ms) on both ends.
+    #[tokio::test(start_paused = true)]
+    async fn answered_delayed_acks_fire_no_timer() {
+        let (server, client) =
+            crate::test_runtime::pair(Config::default(), Config::default()).await;
+        let session = server.accept().await.unwrap();
+        let echo = tokio::spawn(async move {
+            while let Some(m) = session.recv().await {
+                session.send(m.payload).await.unwrap();
+            }
+        });
+        client.send(Bytes::from_static(b"hello")).await.unwrap();
+        client.recv().await.unwrap();
+        let before = crate::test_runtime::timer_fires();
+        // 100 ms of requests, one every 100 µs: ten delayed-ack periods.
+        for _ in 0..1_000 {
+            client.send(Bytes::from_static(b"ping")).await.unwrap();
+            assert_eq!(&client.recv().await.unwrap().payload[..], b"ping");
+            tokio::time::advance(std::time::Duration::from_micros(100)).await;
+        }
+        assert_eq!(crate::test_runtime::timer_fires() - before, 0, "a timer fired");
+        drop(client);
+        echo.abort();
     }
 
     /// Payload `i` of client `c`: sizes around and past the read buffer's reserve and room, so

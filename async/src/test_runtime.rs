@@ -40,8 +40,23 @@ impl Timer for TestTimer {
     }
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        std::future::Future::poll(self.0.as_mut(), cx)
+        let poll = std::future::Future::poll(self.0.as_mut(), cx);
+        if poll.is_ready() {
+            TIMER_FIRES.set(TIMER_FIRES.get() + 1);
+        }
+        poll
     }
+}
+
+std::thread_local! {
+    /// Timers of this runtime seen to fire on this thread (a current-thread test's own count).
+    static TIMER_FIRES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many of this runtime's timers fired on this thread so far: on a current-thread tokio
+/// runtime, the count of the test running on it.
+pub(crate) fn timer_fires() -> usize {
+    TIMER_FIRES.get()
 }
 
 /// One direction of an in-memory pipe.
