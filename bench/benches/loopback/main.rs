@@ -8,11 +8,13 @@
 //! Run: `cargo bench -p tether-bench --bench loopback`. `BENCH_SECS` sets the send time per
 //! throughput test (default 2.5), `BENCH_ROUND_TRIPS` the timed round trips per ping-pong round
 //! (default 20000), `BENCH_SIZES` the message sizes, `BENCH_ONLY=raw|tether` one side only (also
-//! `quinn`, and `inline` for the round-trip floor of `core_inline.rs`; comma-separated) and
+//! `quinn`, and `inline` for the round-trip floors of `core_inline.rs` and `driver_floor.rs`;
+//! comma-separated) and
 //! `BENCH_PING=multi|current` one ping-pong runtime only (for profiling), `BENCH_RUNTIME=tokio|smol`
 //! one runtime's tables only, `BENCH_TETHER=one|many` the per-message or batched tether rows only.
 
 mod core_inline;
+mod driver_floor;
 mod quic;
 mod smol;
 
@@ -465,12 +467,13 @@ fn middle(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Ping-pong rows on `rt`: client and server tasks may sit on different worker threads on the
-/// multi-thread runtime, and share one thread on the current-thread runtime. The last two rows are
-/// floors of the adapter's design (`core_inline`): the core driven inline by each end's own task,
-/// without and with a timer registered with the runtime.
+/// multi-thread runtime, and share one thread on the current-thread runtime. The last three rows
+/// are floors of the adapter's design: the core driven inline by each end's own task, without and
+/// with a timer registered with the runtime (`core_inline`), and by a driver task of its own that
+/// hands messages to and from the application's task (`driver_floor`).
 fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
     let (mut raw, mut quinn, mut tether) = (vec![], vec![], vec![]);
-    let (mut inline, mut inline_timer) = (vec![], vec![]);
+    let (mut inline, mut inline_timer, mut driver) = (vec![], vec![], vec![]);
     for _ in 0..PING_ROUNDS {
         if runs("raw") {
             raw.push(rt.block_on(as_task(raw_ping_pong())));
@@ -491,6 +494,12 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
                 };
                 rows.push(rt.block_on(as_task(test)));
             }
+            let test = async {
+                let mut times = driver_floor::ping_pong(round_trips()).await;
+                times.sort();
+                (percentile(&times, 0.5), percentile(&times, 0.99))
+            };
+            driver.push(rt.block_on(as_task(test)));
         }
     }
     // (median of the rounds' medians, median of their p99s, every round's median)
@@ -509,6 +518,7 @@ fn ping_pong_rows(rt: &tokio::runtime::Runtime, label: &str) {
         ("tether", &tether),
         ("tether-core inline (floor)", &inline),
         ("tether-core inline + a timer (floor)", &inline_timer),
+        ("tether-core, a driver task per end + a timer (floor)", &driver),
     ] {
         let (median, p99, all) = summary(rounds);
         let ratio = median / raw_median;
