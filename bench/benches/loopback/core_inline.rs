@@ -16,12 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The only connection of each end.
-const CONN: ConnId = ConnId(1);
+pub const CONN: ConnId = ConnId(1);
 /// Read room kept free before each read.
 const MIN_ROOM: usize = 4096;
 
 /// The core's clock: nanoseconds since `origin`.
-fn core_now(origin: Instant) -> CoreInstant {
+pub fn core_now(origin: Instant) -> CoreInstant {
     CoreInstant::from_nanos(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
 }
 

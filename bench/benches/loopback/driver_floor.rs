@@ -15,19 +15,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tether_core::{ConnId, Endpoint, Event, Instant as CoreInstant, Session, SessionId};
+use tether_core::{Endpoint, Event, Instant as CoreInstant, Session, SessionId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The only connection of each end.
-const CONN: ConnId = ConnId(1);
+use crate::core_inline::{core_now, CONN};
+
 /// Most bytes one read takes.
 const READ_SIZE: usize = 64 * 1024;
-
-/// The core's clock: nanoseconds since `origin`.
-fn core_now(origin: Instant) -> CoreInstant {
-    CoreInstant::from_nanos(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
-}
 
 /// What an end's two tasks share.
 #[derive(Default)]
@@ -82,23 +77,24 @@ impl Core {
 
     /// Feeds what was read; the messages delivered go to `out`.
     fn input(&mut self, now: CoreInstant, rbuf: &mut BytesMut, out: &mut Vec<Bytes>) {
-        let mut events = Vec::new();
+        let mut take = |event| {
+            if let Event::Messages(delivery) = event {
+                out.extend(delivery.map(|(_, payload)| payload));
+            }
+        };
         match self {
             Core::Client(s) => {
                 s.handle_input_buf(now, CONN, rbuf);
-                events.extend(std::iter::from_fn(|| s.poll_event()));
+                while let Some(event) = s.poll_event() {
+                    take(event);
+                }
             }
             Core::Server(e, session) => {
                 e.handle_input_buf(now, CONN, rbuf);
                 while let Some((id, event)) = e.poll_event() {
                     *session = Some(id);
-                    events.push(event);
+                    take(event);
                 }
-            }
-        }
-        for event in events {
-            if let Event::Messages(delivery) = event {
-                out.extend(delivery.map(|(_, payload)| payload));
             }
         }
     }
