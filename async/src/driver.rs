@@ -808,3 +808,8 @@ mod tests {
         }
     }
 }
+
+/// The driver over streams that cut reads, hold writes until a flush, take nothing, stay full
+/// for a while, or are refused by the server.
+#[cfg(all(test, not(tether_loom)))]
+mod stream_tests;
