@@ -115,46 +115,16 @@ async fn a_stream_that_sends_on_flush_carries_the_session() {
     assert_eq!(&client.recv().await.unwrap().payload[..], b"pong");
 }
 
-/// Takes no bytes: a write returns `Ok(0)`, a stream that can take no more.
-struct TakesNothing {
+/// A vectored write to the stream given.
+type Write = fn(&mut dyn ByteStream, &mut Context<'_>, &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+
+/// Delegates to `inner`, except that its writes go through `write`.
+struct OnWrite {
     inner: Box<dyn ByteStream>,
+    write: Write,
 }
 
-impl ByteStream for TakesNothing {
-    delegate_rest!(read);
-    delegate_rest!(write);
-    delegate_rest!(flush);
-    delegate_rest!(close);
-
-    fn poll_write_vectored(
-        &mut self,
-        _: &mut Context<'_>,
-        _: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(0))
-    }
-}
-
-/// A stream that takes no bytes is a failed connection, not one to write to again and again:
-/// the first connect over it fails.
-#[tokio::test(start_paused = true)]
-async fn a_stream_that_takes_no_bytes_fails_the_connect() {
-    let (_server, dialer) = server_and_dialer(Config::default(), usize::MAX, None);
-    let connect =
-        dialer.connect_wrapped(Config::default(), |near| Box::new(TakesNothing { inner: near }));
-    assert!(within(connect, "the connect ended").await.is_err(), "connected over it");
-}
-
-/// Writes the `FullFor` stream still refuses: `Pending`, waking the task at once, as a socket
-/// that drains at once would (only the test below sets it).
-static FULL_FOR: AtomicUsize = AtomicUsize::new(0);
-
-/// A socket that is full for the next `FULL_FOR` writes, then takes everything.
-struct FullFor {
-    inner: Box<dyn ByteStream>,
-}
-
-impl ByteStream for FullFor {
+impl ByteStream for OnWrite {
     delegate_rest!(read);
     delegate_rest!(write);
     delegate_rest!(flush);
@@ -165,12 +135,45 @@ impl ByteStream for FullFor {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if FULL_FOR.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        self.inner.poll_write_vectored(cx, bufs)
+        (self.write)(&mut *self.inner, cx, bufs)
     }
+}
+
+/// Takes no bytes: `Ok(0)`, a stream that can take no more.
+fn takes_nothing(
+    _: &mut dyn ByteStream,
+    _: &mut Context<'_>,
+    _: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    Poll::Ready(Ok(0))
+}
+
+/// A stream that takes no bytes is a failed connection, not one to write to again and again:
+/// the first connect over it fails.
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_takes_no_bytes_fails_the_connect() {
+    let (_server, dialer) = server_and_dialer(Config::default(), usize::MAX, None);
+    let connect = dialer.connect_wrapped(Config::default(), |near| {
+        Box::new(OnWrite { inner: near, write: takes_nothing })
+    });
+    assert!(within(connect, "the connect ended").await.is_err(), "connected over it");
+}
+
+/// Writes `full_for_a_while` still refuses: `Pending`, waking the task at once, as a socket
+/// that drains at once would (only the test below sets it).
+static FULL_FOR: AtomicUsize = AtomicUsize::new(0);
+
+/// A socket that is full for the next `FULL_FOR` writes, then takes everything.
+fn full_for_a_while(
+    inner: &mut dyn ByteStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    if FULL_FOR.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    }
+    inner.poll_write_vectored(cx, bufs)
 }
 
 /// A client whose socket was full while it had 4 MiB to send fills its write buffer to the cap,
@@ -180,7 +183,9 @@ impl ByteStream for FullFor {
 async fn a_write_buffer_drained_from_its_cap_is_refilled_at_once() {
     let (server, dialer) = server_and_dialer(Config::default(), usize::MAX, None);
     let client = dialer
-        .connect_wrapped(Config::default(), |near| Box::new(FullFor { inner: near }))
+        .connect_wrapped(Config::default(), |near| {
+            Box::new(OnWrite { inner: near, write: full_for_a_while })
+        })
         .await
         .unwrap();
     let session = server.accept().await.unwrap();
