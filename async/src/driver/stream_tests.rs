@@ -260,3 +260,24 @@ async fn a_refused_connection_is_shut_down_at_once() {
     }
     connect.abort();
 }
+
+/// A server with a small message for each of four sessions at once writes all four in one pass:
+/// its per-pass budget counts bytes, so small transmits never end a pass early, and none waits
+/// for the next wake-up (a client's delayed ack, 10 ms later).
+#[tokio::test(start_paused = true)]
+async fn small_transmits_for_many_connections_go_out_in_one_pass() {
+    let (server, clients) =
+        server_and_clients(Config::default(), Config::default(), 4, usize::MAX).await;
+    let mut sessions = Vec::new();
+    for _ in &clients {
+        sessions.push(server.accept().await.unwrap());
+    }
+    let start = Instant::now();
+    for (i, s) in sessions.iter().enumerate() {
+        s.send(Bytes::from(vec![i as u8; 10])).await.unwrap();
+    }
+    for client in &clients {
+        let m = client.recv().await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO, "message for client {} waited", m.payload[0]);
+    }
+}
