@@ -810,6 +810,6 @@ mod tests {
 }
 
 /// The driver over streams that cut reads, hold writes until a flush, take nothing, stay full
-/// for a while, or are refused by the server.
+/// for a while, or are refused by the server, and with small writes for many connections.
 #[cfg(all(test, not(tether_loom)))]
 mod stream_tests;

@@ -1,6 +1,6 @@
 //! The driver over streams that behave as real ones may: reads cut short, writes held until a
-//! flush, a stream that takes no bytes, a socket that is full for a while, and the shutdown of a
-//! refused connection. Over the in-memory pipes of `test_runtime`, in paused time, so a driver
+//! flush, a stream that takes no bytes, a socket that is full for a while, the shutdown of a
+//! refused connection, and small writes for many connections in one pass. Over the in-memory pipes of `test_runtime`, in paused time, so a driver
 //! that waits for a timer instead of going on shows as time passing.
 
 use std::io::{self, IoSlice};
